@@ -1,0 +1,207 @@
+"""Settings: everything comes from the environment (and `.env` when present).
+
+With DEBUG off the service refuses to start without its production secrets
+(`config.checks.require_production_secrets`); with DEBUG on it starts and warns.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# Secrets: empty means "not configured"; config.checks decides whether that is fatal.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"
+FACEBOOK_PAGE_ACCESS_TOKEN = env.str("FACEBOOK_PAGE_ACCESS_TOKEN", default="")
+FACEBOOK_VERIFY_TOKEN = env.str("FACEBOOK_VERIFY_TOKEN", default="")
+FACEBOOK_APP_SECRET = env.str("FACEBOOK_APP_SECRET", default="")
+GROQ_API_KEY = env.str("GROQ_API_KEY", default="")
+PRODUCTION_SECRETS = (
+    "SECRET_KEY",
+    "FACEBOOK_APP_SECRET",
+    "FACEBOOK_VERIFY_TOKEN",
+    "FACEBOOK_PAGE_ACCESS_TOKEN",
+    "GROQ_API_KEY",
+)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Messenger (Graph API)
+FACEBOOK_APP_ID = env.str("FACEBOOK_APP_ID", default="")
+FACEBOOK_GRAPH_API_VERSION = env.str("FACEBOOK_GRAPH_API_VERSION", default="v24.0")
+FACEBOOK_GRAPH_API_URL = env.str("FACEBOOK_GRAPH_API_URL", default="https://graph.facebook.com").rstrip("/")
+FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = env.int("FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE", default=10)
+GRAPH_TIMEOUT_SECONDS = env.float("GRAPH_TIMEOUT_SECONDS", default=10.0)
+
+# LLM (Groq). GROQ_BASE_URL is read by the groq SDK itself from the environment.
+GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
+GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
+LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
+LLM_SYSTEM_PROMPT = env.str(
+    "LLM_SYSTEM_PROMPT",
+    default=(
+        "You are the friendly assistant of this Facebook Page. Answer the person's latest "
+        "message briefly and helpfully, in their language. If you do not know something, say "
+        "so and offer to pass the question to a member of staff. Never invent prices, "
+        "opening hours or policies."
+    ),
+)
+
+CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_rq",
+    "conversations",
+    "messenger",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+# Reuse connections between requests; health checks drop ones the server closed.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
+RQ_QUEUES = {
+    "default": {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": 180,
+        # Fail fast when Redis is down: the webhook must still answer in milliseconds.
+        "CONNECTION_KWARGS": {"socket_connect_timeout": 2, "socket_timeout": 5},
+    },
+}
+# Services enqueue inside their own transaction.on_commit callbacks, where they can
+# log the job id and survive a Redis outage; django-rq must not defer a second time.
+RQ = {"COMMIT_MODE": "auto"}
+RQ_SHOW_ADMIN_LINK = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"messenger_send": env.str("API_SEND_THROTTLE_RATE", default="60/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Messenger AI assistant API",
+    "DESCRIPTION": "Send Messenger messages on behalf of the Page and check the service's health.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Served from our own static files: the docs page works with no CDN reachable.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Production defaults: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs every Groq request line at INFO, which is what operators expect to see.
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+# Fail fast: a production process without its secrets would accept webhooks it cannot
+# verify or answer. One line on stderr, not a traceback, so operators see it at once.
+MISSING_PRODUCTION_SECRETS = [name for name in PRODUCTION_SECRETS if not globals()[name]]
+if MISSING_PRODUCTION_SECRETS:
+    import sys
+
+    names = ", ".join(MISSING_PRODUCTION_SECRETS)
+    if not DEBUG:
+        sys.exit(f"Configuration error: {names} must be set when DEBUG is off.")
+    print(f"WARNING: {names} not set; starting anyway because DEBUG is on.", file=sys.stderr)

@@ -1,0 +1,159 @@
+"""The channel-agnostic core: who wrote in, on which channel, and every message.
+
+Messenger specifics (page ids, PSIDs, mids) appear only as opaque strings here.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Contact(models.Model):
+    """A person who wrote in; created automatically on their first message."""
+
+    name = models.CharField(max_length=255, blank=True)
+    profile_fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name or f"Contact #{self.pk}"
+
+
+class ChannelIdentity(models.Model):
+    """How a contact is addressed on one channel: for Messenger, a page id and a PSID."""
+
+    class Channel(models.TextChoices):
+        MESSENGER = "messenger", "Messenger"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    channel = models.CharField(max_length=32, choices=Channel.choices, default=Channel.MESSENGER)
+    page_id = models.CharField(max_length=64)
+    external_id = models.CharField("PSID", max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "channel identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "page_id", "external_id"], name="unique_channel_identity"
+            ),
+        ]
+        indexes = [models.Index(fields=["external_id"], name="identity_external_id")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.external_id}"
+
+
+class Conversation(models.Model):
+    """One thread per channel identity (a PSID is already scoped to one page)."""
+
+    identity = models.OneToOneField(
+        ChannelIdentity, on_delete=models.CASCADE, related_name="conversation"
+    )
+    bot_active = models.BooleanField(default=True)
+    bot_paused_at = models.DateTimeField(null=True, blank=True)
+    bot_paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Denormalised so the admin's list sorts and previews 100,000 threads without joins.
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    last_message_text = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-last_activity_at"], name="conversation_last_activity"),
+            models.Index(fields=["bot_active", "-last_activity_at"], name="conversation_bot_activity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation with {self.identity.contact}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        CLIENT = "client", "Client"
+        AI = "ai", "AI"
+        STAFF = "staff", "Staff"
+        SYSTEM = "system", "System"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"  # client message waiting for a reply
+        RATE_LIMITED = "rate_limited", "Rate-limited"  # client message never sent to the LLM
+        ANSWERED = "answered", "Answered"  # client message a reply was produced for
+        SENDING = "sending", "Sending"  # outgoing message stored, not yet accepted by the channel
+        SENT = "sent", "Sent"  # outgoing message accepted by the channel
+        FAILED = "failed", "Failed"  # gave up; error_detail says why
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField(blank=True)
+    # [{"type": "image", "url": "...", "title": "...", ...}] as the channel described them.
+    attachments = models.JSONField(default=list, blank=True)
+    # Channel message id (Messenger `mid`): the dedup key for redelivered webhooks.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_detail = models.TextField(blank=True)
+    # Client messages: the message they quote. Replies: the latest client message they answer.
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies"
+    )
+    # Quick-reply / postback payloads, referrals and similar channel facts.
+    details = models.JSONField(default=dict, blank=True)
+    reaction = models.CharField(max_length=64, blank=True)
+    # The event exactly as the channel sent it, for debugging.
+    raw = models.JSONField(null=True, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # LLM facts, for ai messages.
+    llm_model = models.CharField(max_length=128, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    llm_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=Q(external_id__isnull=False),
+                name="unique_message_external_id",
+            ),
+        ]
+        indexes = [
+            # "The last 50 messages of a conversation" is one index range scan.
+            models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time"),
+            # The recovery sweep looks for client messages still waiting for a reply.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="received"),
+                name="message_awaiting_reply",
+            ),
+        ]
+        permissions = [("send_message", "Can send messages to contacts")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class SystemPrompt(models.Model):
+    """Each edit is a new row, so the newest row is the prompt and the rest its history."""
+
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"System prompt of {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,80 @@
+"""Settings rules: production secrets fail fast, DEBUG runs with warnings."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.processes import BASE_DIR, Process, process_environment
+
+SECRETS = [
+    "SECRET_KEY",
+    "FACEBOOK_APP_SECRET",
+    "FACEBOOK_VERIFY_TOKEN",
+    "FACEBOOK_PAGE_ACCESS_TOKEN",
+    "GROQ_API_KEY",
+]
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("process_name", ["web", "worker"])
+def test_process_refuses_to_start_without_production_secrets(process_name, tmp_path):
+    env = process_environment(DEBUG="False", **{name: "" for name in SECRETS})
+    process = Process(process_name, env, tmp_path)
+    try:
+        returncode = process.wait(timeout=60)
+    finally:
+        process.stop()
+    output_lines = [line for line in process.output().splitlines() if "Configuration error" in line]
+    assert returncode != 0
+    assert output_lines == [
+        "Configuration error: SECRET_KEY, FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, "
+        "FACEBOOK_PAGE_ACCESS_TOKEN, GROQ_API_KEY must be set when DEBUG is off."
+    ]
+    assert "Traceback" not in process.output()
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_each_missing_secret_is_named(missing):
+    result = run_python("import django; django.setup()", process_environment(DEBUG="False", **{missing: ""}))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Configuration error: {missing} must be set when DEBUG is off."
+
+
+def test_debug_starts_without_secrets_and_warns():
+    env = process_environment(DEBUG="True", **{name: "" for name in SECRETS})
+    result = run_python("import django; django.setup(); print('started')", env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
+    assert "GROQ_API_KEY" in result.stderr and "DEBUG is on" in result.stderr
+
+
+def test_production_defaults_are_secure():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_PROXY_SSL_HEADER)"
+    )
+    result = run_python(code, process_environment(DEBUG="False"))
+    assert result.stdout.split() == ["False", "True", "True", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
+
+
+def test_every_documented_variable_has_its_default():
+    names = [
+        "FACEBOOK_GRAPH_API_VERSION", "FACEBOOK_GRAPH_API_URL", "FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE",
+        "GROQ_MODEL", "LLM_HISTORY_LIMIT", "ALLOWED_HOSTS", "FACEBOOK_APP_ID",
+    ]
+    env = process_environment()
+    for name in names:
+        env.pop(name, None)
+    code = "import django; django.setup(); from django.conf import settings as s; " + "; ".join(
+        f"print(repr(s.{name}))" for name in names
+    )
+    result = run_python(code, env)
+    assert result.stdout.splitlines() == [
+        "'v24.0'", "'https://graph.facebook.com'", "10", "'openai/gpt-oss-120b'", "50",
+        "['localhost', '127.0.0.1']", "''",
+    ]

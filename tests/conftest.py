@@ -1,0 +1,29 @@
+import pytest
+from django.db import connection
+from django_rq import get_connection
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        return "PostgreSQL is not answering: running on SQLite; PostgreSQL-only tests are skipped."
+    return f"database: PostgreSQL {database['HOST']}:{database['PORT']}; redis: {settings.REDIS_URL}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL; this run is on SQLite")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def redis_conn():
+    """The test Redis database, emptied before the test."""
+    conn = get_connection("default")
+    conn.flushdb()
+    return conn

@@ -1,0 +1,106 @@
+"""Start the real processes from the Procfile, as honcho or a platform would."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def procfile_command(name: str) -> str:
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        process, _, command = line.partition(":")
+        if process.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in the Procfile")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_environment(**overrides: str) -> dict[str, str]:
+    """The environment the suite runs in (database, Redis, secrets), plus overrides."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database_url = f"sqlite:///{database['NAME']}"
+    else:
+        database_url = (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+        )
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+class Process:
+    """A Procfile process in its own process group, its output captured to a file."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            ["sh", "-c", f"exec {procfile_command(name)}"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group, as a container runtime would."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 10) -> None:
+        self.kill(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            self.popen.wait(timeout=timeout)
+        self._log.close()
+
+
+def start_web(env: dict[str, str], log_dir: Path, timeout: float = 30) -> tuple[Process, str]:
+    """Start `web:` on a free port and wait until it answers; returns it and its base URL."""
+    port = free_port()
+    process = Process("web", {**env, "PORT": str(port), "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "2")}, log_dir)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"web exited early:\n{process.output()}")
+        try:
+            requests.get(f"{base_url}/privacy", timeout=1)
+            return process, base_url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.stop()
+    raise RuntimeError(f"web did not answer within {timeout}s:\n{process.output()}")
