@@ -1,0 +1,662 @@
+"""messenger.parser: Meta's documented payloads in, typed events out; nothing else raises."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messenger.events import (
+    Attachment,
+    DeliveryEvent,
+    Event,
+    MessageEvent,
+    PostbackEvent,
+    ReactionEvent,
+    ReadEvent,
+    ReferralEvent,
+)
+from messenger.parser import MalformedEnvelope, parse_webhook
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAGE_ID = "104728561934527"
+PSID = "7395028461739201"
+OTHER_PSID = "6218493057261843"
+OUR_APP_ID = 842137569012345
+PAGE_INBOX_APP_ID = 263902037430900
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def raw_event(name: str) -> dict[str, Any]:
+    entry = load(name)["entry"][0]
+    return (entry.get("messaging") or entry["standby"])[0]
+
+
+def only_event(name: str) -> Event:
+    events = parse_webhook(load(name))
+    assert len(events) == 1
+    return events[0]
+
+
+def at_ms(milliseconds: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=milliseconds)
+
+
+def envelope(*events: object, channel: str = "messaging") -> dict[str, Any]:
+    return {"object": "page", "entry": [{"id": PAGE_ID, "time": 1732550460500, channel: list(events)}]}
+
+
+def user_event(**kind: Any) -> dict[str, Any]:
+    return {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1732550460311, **kind}
+
+
+def text_event(mid: str = "m_valid", text: str = "hello") -> dict[str, Any]:
+    return user_event(message={"mid": mid, "text": text})
+
+
+# --- one test per documented kind -------------------------------------------------------
+
+
+def test_text_message() -> None:
+    event = only_event("text_message.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.page_id == PAGE_ID
+    assert event.sender_id == PSID
+    assert event.recipient_id == PAGE_ID
+    assert event.psid == PSID
+    assert event.timestamp == datetime(2024, 11, 25, 16, 1, 0, 311000, tzinfo=UTC)
+    assert event.channel == "messaging"
+    assert event.mid == raw_event("text_message.json")["message"]["mid"]
+    assert event.mid.startswith("m_")
+    assert event.text == "Hi! What are your opening hours on Saturday?"
+    assert event.quick_reply_payload is None
+    assert event.reply_to_mid is None
+    assert event.attachments == ()
+    assert event.is_echo is False
+    assert event.app_id is None
+    assert event.metadata is None
+    assert event.raw == raw_event("text_message.json")
+
+
+def test_quick_reply() -> None:
+    event = only_event("quick_reply.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.text == "Opening hours"
+    assert event.quick_reply_payload == "OPENING_HOURS"
+
+
+def test_reply_to() -> None:
+    event = only_event("reply_to.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.text == "Yes, that one please"
+    assert event.reply_to_mid == raw_event("reply_to.json")["message"]["reply_to"]["mid"]
+    assert event.reply_to_mid != event.mid
+
+
+@pytest.mark.parametrize(
+    ("kind", "host"),
+    [
+        ("image", "https://scontent.xx.fbcdn.net/"),
+        ("audio", "https://cdn.fbsbx.com/"),
+        ("video", "https://video.xx.fbcdn.net/"),
+        ("file", "https://cdn.fbsbx.com/"),
+    ],
+)
+def test_media_attachment(kind: str, host: str) -> None:
+    event = only_event(f"attachment_{kind}.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.text is None
+    (attachment,) = event.attachments
+    assert attachment.type == kind
+    assert attachment.url is not None and attachment.url.startswith(host)
+    assert attachment.payload == {"url": attachment.url}
+    assert attachment.title is None
+    assert attachment.sticker_id is None
+    assert attachment.is_sticker is False
+
+
+def test_location_attachment() -> None:
+    event = only_event("attachment_location.json")
+
+    assert isinstance(event, MessageEvent)
+    (attachment,) = event.attachments
+    assert attachment.type == "location"
+    assert attachment.title == "Pinned Location"
+    assert attachment.url is not None and attachment.url.startswith("https://l.facebook.com/")
+    assert attachment.payload == {"coordinates": {"lat": 48.8583701, "long": 2.2944813}}
+
+
+def test_fallback_attachment() -> None:
+    event = only_event("attachment_fallback.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.text == "https://example.com/menu"
+    (attachment,) = event.attachments
+    assert attachment.type == "fallback"
+    assert attachment.title == "Our menu | Example Bistro"
+    assert attachment.url is not None and attachment.url.startswith("https://l.facebook.com/")
+
+
+def test_legacy_fallback_attachment_with_url_beside_a_null_payload() -> None:
+    message = {
+        "mid": "m_legacy",
+        "attachments": [
+            {"title": "Example", "url": "https://example.com", "type": "fallback", "payload": None},
+        ],
+    }
+
+    (event,) = parse_webhook(envelope(user_event(message=message)))
+
+    assert isinstance(event, MessageEvent)
+    assert event.attachments == (
+        Attachment(type="fallback", url="https://example.com", title="Example", payload={}, sticker_id=None),
+    )
+
+
+def test_sticker_is_an_image_with_the_message_sticker_id() -> None:
+    event = only_event("attachment_sticker.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.text is None
+    (attachment,) = event.attachments
+    assert attachment.type == "image"
+    assert attachment.sticker_id == "369239263222822"
+    assert attachment.is_sticker is True
+    assert attachment.url is not None and attachment.url.endswith("oe=674A1B2C")
+
+
+def test_sticker_sent_twice_during_metas_sticker_type_transition_is_kept_once() -> None:
+    payload = {"url": "https://scontent.xx.fbcdn.net/sticker.png", "sticker_id": 369239263222822}
+    message = {
+        "mid": "m_sticker",
+        "sticker_id": 369239263222822,
+        "attachments": [{"type": "sticker", "payload": payload}, {"type": "image", "payload": payload}],
+    }
+
+    (event,) = parse_webhook(envelope(user_event(message=message)))
+
+    assert isinstance(event, MessageEvent)
+    (attachment,) = event.attachments
+    assert attachment.type == "sticker"
+    assert attachment.sticker_id == "369239263222822"
+    assert attachment.is_sticker is True
+
+
+def test_reel_share() -> None:
+    event = only_event("attachment_reel.json")
+
+    assert isinstance(event, MessageEvent)
+    (attachment,) = event.attachments
+    assert attachment.type == "reel"
+    assert attachment.url == "https://www.facebook.com/reel/1283746501928374"
+    assert attachment.title == "Five-minute pasta you will make every week"
+    assert attachment.payload["reel_video_id"] == "1283746501928374"
+
+
+def test_post_share() -> None:
+    event = only_event("attachment_post.json")
+
+    assert isinstance(event, MessageEvent)
+    (attachment,) = event.attachments
+    assert attachment.type == "post"
+    assert attachment.url is not None
+    assert attachment.url.startswith(f"https://www.facebook.com/{PAGE_ID}/posts/")
+    assert attachment.title == "New autumn menu is here!"
+
+
+def test_echo_from_our_app() -> None:
+    event = only_event("echo_app.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.is_echo is True
+    assert event.app_id == OUR_APP_ID
+    assert event.metadata == "bot"
+    assert event.sender_id == PAGE_ID
+    assert event.recipient_id == PSID
+    assert event.psid == PSID
+    assert event.text == "We are open 9:00-18:00 on Saturday. Anything else I can help with?"
+
+
+def test_echo_from_metas_page_inbox() -> None:
+    event = only_event("echo_inbox.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.is_echo is True
+    assert event.app_id == PAGE_INBOX_APP_ID
+    assert event.metadata is None
+    assert event.psid == PSID
+    assert event.text == "Hi, Anna from the team here. I will take it from here!"
+
+
+def test_delivery_without_timestamp_is_dated_by_its_watermark() -> None:
+    event = only_event("delivery.json")
+
+    assert isinstance(event, DeliveryEvent)
+    assert event.mids == tuple(raw_event("delivery.json")["delivery"]["mids"])
+    assert len(event.mids) == 1
+    assert event.watermark == at_ms(1732551306070)
+    assert event.timestamp == event.watermark
+    assert event.psid == PSID
+
+
+def test_delivery_without_mids() -> None:
+    (event,) = parse_webhook(envelope(user_event(delivery={"watermark": 1732551306070})))
+
+    assert isinstance(event, DeliveryEvent)
+    assert event.mids == ()
+
+
+def test_read() -> None:
+    event = only_event("read.json")
+
+    assert isinstance(event, ReadEvent)
+    assert event.watermark == at_ms(1732551367406 - 4021)
+    assert event.timestamp == at_ms(1732551367406)
+    assert event.psid == PSID
+
+
+def test_postback() -> None:
+    event = only_event("postback.json")
+
+    assert isinstance(event, PostbackEvent)
+    assert event.mid == raw_event("postback.json")["postback"]["mid"]
+    assert event.title == "Get Started"
+    assert event.payload == "GET_STARTED"
+    assert event.referral == {"ref": "autumn-promo", "source": "SHORTLINK", "type": "OPEN_THREAD"}
+    assert event.psid == PSID
+
+
+def test_postback_without_mid_or_referral() -> None:
+    (event,) = parse_webhook(envelope(user_event(postback={"title": "Menu", "payload": "MENU"})))
+
+    assert isinstance(event, PostbackEvent)
+    assert (event.mid, event.title, event.payload, event.referral) == (None, "Menu", "MENU", None)
+
+
+def test_reaction_react() -> None:
+    event = only_event("reaction_react.json")
+
+    assert isinstance(event, ReactionEvent)
+    assert event.mid == raw_event("reaction_react.json")["reaction"]["mid"]
+    assert event.action == "react"
+    assert event.reaction == "love"
+    assert event.emoji == "\u2764\ufe0f"
+    assert event.psid == PSID
+
+
+def test_reaction_unreact() -> None:
+    event = only_event("reaction_unreact.json")
+
+    assert isinstance(event, ReactionEvent)
+    assert event.mid == raw_event("reaction_react.json")["reaction"]["mid"]
+    assert event.action == "unreact"
+    assert event.reaction is None
+    assert event.emoji is None
+
+
+def test_referral() -> None:
+    event = only_event("referral.json")
+
+    assert isinstance(event, ReferralEvent)
+    assert event.ref == "winter-campaign"
+    assert event.source == "SHORTLINK"
+    assert event.type == "OPEN_THREAD"
+    assert event.referral == raw_event("referral.json")["referral"]
+    assert event.psid == PSID
+
+
+def test_standby_message() -> None:
+    event = only_event("standby.json")
+
+    assert isinstance(event, MessageEvent)
+    assert event.channel == "standby"
+    assert event.text == "Are you still there?"
+    assert event.psid == PSID
+
+
+def test_batch_of_two_entries_with_three_events_each() -> None:
+    events = parse_webhook(load("batch_2x3.json"))
+
+    assert len(events) == 6
+    assert all(isinstance(event, MessageEvent) for event in events)
+    assert [event.text for event in events] == [
+        "Hello",
+        "I ordered on Monday",
+        "Where is my parcel?",
+        "Hi there",
+        "Do you deliver to Lyon?",
+        "Thanks!",
+    ]
+    assert [event.psid for event in events] == [PSID] * 3 + [OTHER_PSID] * 3
+    assert {event.page_id for event in events} == {PAGE_ID}
+    assert len({event.mid for event in events}) == 6
+    assert [event.timestamp for event in events] == sorted(event.timestamp for event in events)
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in FIXTURES.glob("*.json")))
+def test_every_fixture_gives_well_typed_events(name: str) -> None:
+    events = parse_webhook(load(name))
+
+    assert len(events) == (6 if name == "batch_2x3.json" else 1)
+    for event in events:
+        assert_well_typed(event)
+
+
+def test_events_are_immutable() -> None:
+    event = only_event("text_message.json")
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.text = "changed"  # type: ignore[misc]
+
+
+def test_a_message_event_with_messaging_and_standby_entries_yields_both() -> None:
+    payload = envelope(text_event("m_1"))
+    payload["entry"][0]["standby"] = [text_event("m_2")]
+
+    events = parse_webhook(payload)
+
+    assert [(event.mid, event.channel) for event in events] == [("m_1", "messaging"), ("m_2", "standby")]
+
+
+# --- envelopes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ([], "body is not a JSON object"),
+        ([{"object": "page", "entry": []}], "body is not a JSON object"),
+        (None, "body is not a JSON object"),
+        ("page", "body is not a JSON object"),
+        (42, "body is not a JSON object"),
+        ({"entry": []}, '"object" is not "page"'),
+        ({"object": "instagram", "entry": []}, '"object" is not "page"'),
+        ({"object": "page"}, '"entry" is not a list'),
+        ({"object": "page", "entry": {"id": PAGE_ID}}, '"entry" is not a list'),
+        ({"object": "page", "entry": None}, '"entry" is not a list'),
+        ({"object": "page", "entry": [{"id": PAGE_ID, "messaging": []}, "x"]}, '"entry[1]" is not an object'),
+    ],
+)
+def test_malformed_envelope_raises_with_a_short_reason(payload: object, reason: str) -> None:
+    with pytest.raises(MalformedEnvelope) as raised:
+        parse_webhook(payload)
+
+    assert str(raised.value) == reason
+    assert isinstance(raised.value, ValueError)
+
+
+def test_empty_entry_list_is_fine() -> None:
+    assert parse_webhook({"object": "page", "entry": []}) == []
+
+
+def test_entry_without_messaging_such_as_feed_changes_yields_nothing() -> None:
+    payload = {
+        "object": "page",
+        "entry": [{"id": PAGE_ID, "time": 1732550460500, "changes": [{"field": "feed", "value": {}}]}],
+    }
+
+    assert parse_webhook(payload) == []
+
+
+# --- skipping and leniency ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", ["optin", "account_linking", "policy_enforcement", "game_play", "message_edit"]
+)
+def test_unknown_kinds_are_ignored_at_debug(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="messenger.parser")
+
+    events = parse_webhook(envelope(user_event(**{kind: {"ref": "x"}}), text_event()))
+
+    assert [event.mid for event in events] == ["m_valid"]  # type: ignore[attr-defined]
+    assert [record.levelno for record in caplog.records] == [logging.DEBUG]
+    assert kind in caplog.records[0].getMessage()
+
+
+def message_with(**changes: Any) -> dict[str, Any]:
+    return {**user_event(message={"mid": "m_x"}), **changes}
+
+
+NO_TIMESTAMP = "timestamp is missing or not a number"
+GARBAGE_EVENTS: list[tuple[object, str]] = [
+    ("not an event", "event is not an object"),
+    (42, "event is not an object"),
+    (None, "event is not an object"),
+    (user_event(message={"text": "no mid"}), "message has no mid"),
+    (user_event(message={"mid": "", "text": "empty mid"}), "message has no mid"),
+    (user_event(message="just text"), '"message" is not an object'),
+    ({"recipient": {"id": PAGE_ID}, "timestamp": 1, "message": {"mid": "m_x"}}, "sender has no id"),
+    (message_with(sender={"user_ref": "ref"}), "sender has no id"),
+    (message_with(sender="7395028461739201"), "sender has no id"),
+    (message_with(recipient={}), "recipient has no id"),
+    (message_with(timestamp="yesterday"), NO_TIMESTAMP),
+    (message_with(timestamp=None), NO_TIMESTAMP),
+    (message_with(timestamp=True), NO_TIMESTAMP),
+    (message_with(timestamp=-5), NO_TIMESTAMP),
+    (message_with(timestamp=10**30), NO_TIMESTAMP),
+    (user_event(reaction={"action": "react"}), "reaction has no mid"),
+    (user_event(reaction={"mid": "m_x"}), "reaction has no action"),
+    (user_event(delivery={"mids": ["m_x"]}), "watermark is missing or not a number"),
+    (user_event(read={"watermark": "soon"}), "watermark is missing or not a number"),
+    (user_event(postback=["GET_STARTED"]), '"postback" is not an object'),
+]
+
+
+@pytest.mark.parametrize(("garbage", "reason"), GARBAGE_EVENTS)
+def test_a_malformed_event_is_skipped_and_logged_while_its_siblings_are_returned(
+    garbage: object, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="messenger.parser")
+
+    events = parse_webhook(envelope(text_event("m_before"), garbage, text_event("m_after")))
+
+    assert [event.mid for event in events] == ["m_before", "m_after"]  # type: ignore[attr-defined]
+    (record,) = caplog.records
+    assert record.name == "messenger.parser"
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().endswith(reason)
+    assert "messaging[1]" in record.getMessage()
+
+
+def test_the_skip_warning_names_the_reason_but_not_the_body(caplog: pytest.LogCaptureFixture) -> None:
+    secret_text = "my card number is 4111 1111 1111 1111"
+    event = user_event(message={"text": secret_text})
+
+    assert parse_webhook(envelope(event)) == []
+    assert "message has no mid" in caplog.text
+    assert secret_text not in caplog.text
+
+
+def test_events_of_an_entry_without_id_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    entry_without_id = {"messaging": [text_event()]}
+    payload = {"object": "page", "entry": [entry_without_id, *envelope(text_event("m_ok"))["entry"]]}
+
+    events = parse_webhook(payload)
+
+    assert [event.mid for event in events] == ["m_ok"]  # type: ignore[attr-defined]
+    assert "entry has no id" in caplog.text
+
+
+def test_a_messaging_value_that_is_not_a_list_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    payload = envelope(text_event("m_standby"), channel="standby")
+    payload["entry"][0]["messaging"] = {"sender": {"id": PSID}}
+
+    events = parse_webhook(payload)
+
+    assert [event.mid for event in events] == ["m_standby"]  # type: ignore[attr-defined]
+    assert "messaging of page" in caplog.text
+
+
+def test_optional_fields_of_the_wrong_type_are_dropped_but_the_message_is_kept() -> None:
+    message = {
+        "mid": "m_odd",
+        "text": 42,
+        "quick_reply": "PAYLOAD",
+        "reply_to": {"mid": ["m_x"]},
+        "attachments": {"type": "image"},
+        "is_echo": "yes",
+        "app_id": "not a number",
+        "metadata": {"k": "v"},
+    }
+
+    (event,) = parse_webhook(envelope(user_event(message=message)))
+
+    assert isinstance(event, MessageEvent)
+    assert event.mid == "m_odd"
+    assert event.text is None
+    assert event.quick_reply_payload is None
+    assert event.reply_to_mid is None
+    assert event.attachments == ()
+    assert event.is_echo is False
+    assert event.app_id is None
+    assert event.metadata is None
+
+
+def test_unusable_attachments_are_dropped_and_odd_payloads_emptied() -> None:
+    attachments = [
+        "image",
+        None,
+        {"payload": {"url": "https://example.com/no-type.png"}},
+        {"type": 7, "payload": {}},
+        {"type": "image", "payload": "https://example.com/a.png"},
+        {"type": "video", "payload": {"url": 12}},
+    ]
+
+    (event,) = parse_webhook(envelope(user_event(message={"mid": "m_a", "attachments": attachments})))
+
+    assert isinstance(event, MessageEvent)
+    assert event.attachments == (
+        Attachment(type="image", url=None, title=None, payload={}, sticker_id=None),
+        Attachment(type="video", url=None, title=None, payload={"url": 12}, sticker_id=None),
+    )
+
+
+def test_numeric_ids_and_digit_string_numbers_are_coerced() -> None:
+    event = {
+        "sender": {"id": 7395028461739201},
+        "recipient": {"id": 104728561934527},
+        "timestamp": "1732550460311",
+        "message": {"mid": "m_n", "is_echo": False, "app_id": "842137569012345"},
+    }
+    payload = {"object": "page", "entry": [{"id": 104728561934527, "messaging": [event]}]}
+
+    (parsed,) = parse_webhook(payload)
+
+    assert isinstance(parsed, MessageEvent)
+    assert (parsed.page_id, parsed.sender_id, parsed.recipient_id) == (PAGE_ID, PSID, PAGE_ID)
+    assert parsed.timestamp == datetime(2024, 11, 25, 16, 1, 0, 311000, tzinfo=UTC)
+    assert parsed.app_id == OUR_APP_ID
+
+
+def test_delivery_mids_that_are_not_ids_are_dropped() -> None:
+    delivery = {"mids": ["m_1", None, 3, {"mid": "m_x"}, "", True], "watermark": 1732551306070}
+
+    (event,) = parse_webhook(envelope(user_event(delivery=delivery)))
+
+    assert isinstance(event, DeliveryEvent)
+    assert event.mids == ("m_1", "3")
+
+
+def test_text_is_returned_as_given() -> None:
+    text = "a\x00b \u202e <SYSTEM> \U0001f600"
+
+    (event,) = parse_webhook(envelope(text_event(text=text)))
+
+    assert isinstance(event, MessageEvent)
+    assert event.text == text
+
+
+# --- fuzz --------------------------------------------------------------------------------
+
+KEYS = [
+    "object", "entry", "id", "time", "messaging", "standby", "changes", "sender", "recipient",
+    "timestamp", "message", "mid", "text", "attachments", "type", "payload", "url", "title",
+    "sticker_id", "quick_reply", "reply_to", "is_echo", "app_id", "metadata", "postback",
+    "referral", "ref", "source", "delivery", "mids", "watermark", "read", "reaction", "action",
+    "emoji", "optin", "user_ref", "coordinates",
+]  # fmt: skip
+SCALARS: list[object] = [
+    None, True, False, 0, -1, 1, 1732550460311, 10**40, -(10**40), 1.5, float("inf"),
+    float("nan"), "", "page", "0", "1732550460311", "9" * 5000, "m_x", "\x00", "\u0663",
+    "react", "image", "sha256=",
+]  # fmt: skip
+
+
+def random_json(rng: random.Random, depth: int = 0) -> object:
+    roll = rng.random()
+    if depth > 5 or roll < 0.4:
+        return rng.choice(SCALARS)
+    if roll < 0.65:
+        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(KEYS): random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
+
+
+def mutated(value: object, rng: random.Random) -> object:
+    """The value with one randomly chosen node replaced by random JSON."""
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        key = rng.choice(list(value))
+        return {**value, key: mutated(value[key], rng)}
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        index = rng.randrange(len(value))
+        return [*value[:index], mutated(value[index], rng), *value[index + 1 :]]
+    return random_json(rng)
+
+
+def assert_well_typed(event: Event) -> None:
+    for name in ("page_id", "sender_id", "recipient_id", "psid"):
+        assert isinstance(getattr(event, name), str) and getattr(event, name)
+    assert isinstance(event.timestamp, datetime) and event.timestamp.tzinfo is UTC
+    assert event.channel in ("messaging", "standby")
+    assert isinstance(event.raw, dict)
+    if isinstance(event, MessageEvent):
+        assert isinstance(event.mid, str) and event.mid
+        assert event.text is None or isinstance(event.text, str)
+        assert isinstance(event.is_echo, bool)
+        assert event.app_id is None or type(event.app_id) is int
+        for attachment in event.attachments:
+            assert isinstance(attachment.type, str) and isinstance(attachment.payload, dict)
+            assert attachment.url is None or isinstance(attachment.url, str)
+    if isinstance(event, DeliveryEvent):
+        assert all(isinstance(mid, str) for mid in event.mids)
+    if isinstance(event, DeliveryEvent | ReadEvent):
+        assert event.watermark.tzinfo is UTC
+
+
+def parse_or_reject(payload: object) -> None:
+    try:
+        events = parse_webhook(payload)
+    except MalformedEnvelope:
+        return
+    for event in events:
+        assert_well_typed(event)
+
+
+def test_random_json_never_raises_anything_but_malformed_envelope() -> None:
+    rng = random.Random(1)
+    for _ in range(3000):
+        parse_or_reject(random_json(rng))
+        parse_or_reject({"object": "page", "entry": random_json(rng)})
+        parse_or_reject({"object": "page", "entry": [{"id": PAGE_ID, "messaging": [random_json(rng)]}]})
+
+
+def test_mutated_fixtures_never_raise_anything_but_malformed_envelope() -> None:
+    rng = random.Random(2)
+    fixtures = [load(path.name) for path in sorted(FIXTURES.glob("*.json"))]
+    for _ in range(400):
+        for fixture in fixtures:
+            parse_or_reject(mutated(copy.deepcopy(fixture), rng))
