@@ -15,14 +15,9 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 PYTHON = sys.executable
-SETTINGS_TO_CONFIGURE = [
-    "SECRET_KEY",
-    "FACEBOOK_APP_SECRET",
-    "FACEBOOK_VERIFY_TOKEN",
-    "FACEBOOK_PAGE_ACCESS_TOKEN",
-    "GROQ_API_KEY",
-    "CONTACT_EMAIL",
-]
+# The Procfile's commands (gunicorn, python) must resolve to this virtualenv's.
+os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 def port_answers(port: int) -> bool:
@@ -82,9 +77,8 @@ def ensure_redis(*, database: int) -> None:
 def missing_settings() -> list[str]:
     # What an operator still has to configure, read the way the settings read it (.env too).
     code = (
-        "import django; django.setup(); from django.conf import settings; "
-        f"print(' '.join(n for n in {SETTINGS_TO_CONFIGURE!r} if not getattr(settings, n) "
-        "or (n == 'SECRET_KEY' and settings.SECRET_KEY.startswith('django-insecure'))))"
+        "from django.conf import settings as s; "
+        "print(*s.MISSING_PRODUCTION_SECRETS, *([] if s.CONTACT_EMAIL else ['CONTACT_EMAIL']))"
     )
     result = subprocess.run([PYTHON, "-c", code], cwd=BASE_DIR, capture_output=True, text=True)
     return result.stdout.split()
@@ -108,9 +102,8 @@ def run() -> None:
     missing = missing_settings()
     if missing:
         print(f"Still to configure (in .env, see .env.example): {', '.join(missing)}\n")
-    honcho = Path(PYTHON).parent / "honcho"
     # honcho runs web and worker in the foreground and stops both on Ctrl-C.
-    completed = subprocess.run([str(honcho), "start", "web", "worker"], cwd=BASE_DIR)
+    completed = subprocess.run(["honcho", "start", "web", "worker"], cwd=BASE_DIR)
     sys.exit(completed.returncode)
 
 

@@ -17,8 +17,6 @@ DEBUG = env.bool("DEBUG", default=False)
 
 # Secrets: empty means "not configured"; config.checks decides whether that is fatal.
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY and DEBUG:
-    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"
 FACEBOOK_PAGE_ACCESS_TOKEN = env.str("FACEBOOK_PAGE_ACCESS_TOKEN", default="")
 FACEBOOK_VERIFY_TOKEN = env.str("FACEBOOK_VERIFY_TOKEN", default="")
 FACEBOOK_APP_SECRET = env.str("FACEBOOK_APP_SECRET", default="")
@@ -56,6 +54,10 @@ LLM_SYSTEM_PROMPT = env.str(
 )
 
 CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="")
+
+# Staff tools: a message sent by staff (admin, API, send_message) pauses the bot for that
+# conversation, so it does not talk over a human; staff resume it from the admin.
+STAFF_REPLY_PAUSES_BOT = env.bool("STAFF_REPLY_PAUSES_BOT", default=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -205,3 +207,4 @@ if MISSING_PRODUCTION_SECRETS:
     if not DEBUG:
         sys.exit(f"Configuration error: {names} must be set when DEBUG is off.")
     print(f"WARNING: {names} not set; starting anyway because DEBUG is on.", file=sys.stderr)
+    SECRET_KEY = SECRET_KEY or "django-insecure-dev-only-key-never-use-in-production"
