@@ -1,0 +1,161 @@
+"""The LLM behind one function, `llm_complete`, with typed errors.
+
+Uses the official groq SDK, which reads GROQ_BASE_URL from the environment itself and
+appends /openai/v1/... to it. One client per process (`get_groq_client`) keeps one
+connection pool.
+
+The client is built with `max_retries=0`: retries are owned by exactly one layer, the RQ
+job, which retries transient failures with growing intervals and a bounded number of tries.
+The SDK's own retries would multiply those attempts and hide the time they take from the
+job's timeout.
+
+Errors are classified (DESIGN rule 13): TransientLLMError is worth another try later,
+PermanentLLMError is not. Their reasons are readable for staff and never contain the API key.
+"""
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import groq
+import httpx
+from django.conf import settings
+
+_REASON_MAX_CHARS = 500
+_UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected response)"
+# Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
+_TRANSIENT_STATUSES = frozenset({408, 409, 429, 498})
+
+
+class LLMError(Exception):
+    def __init__(self, reason: str, *, http_status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.http_status = http_status
+
+
+class TransientLLMError(LLMError):
+    def __init__(
+        self, reason: str, *, http_status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason, http_status=http_status)
+        # Seconds the provider asked us to wait (Retry-After), when it said so.
+        self.retry_after = retry_after
+
+
+class PermanentLLMError(LLMError):
+    pass
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int
+
+
+def build_groq_client(*, api_key: str, timeout: float, base_url: str | None = None) -> groq.Groq:
+    """A Groq client without retries; base_url None means GROQ_BASE_URL, else the SDK default."""
+    return groq.Groq(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+
+@functools.cache
+def get_groq_client() -> groq.Groq:
+    return build_groq_client(api_key=settings.GROQ_API_KEY, timeout=settings.GROQ_TIMEOUT_SECONDS)
+
+
+def llm_complete(*, prompt: str, model: str | None = None) -> Completion:
+    """The answer to `prompt` (the whole sectioned prompt, DESIGN rule 11) from settings.GROQ_MODEL."""
+    return complete(client=get_groq_client(), prompt=prompt, model=model or settings.GROQ_MODEL)
+
+
+def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
+    """The answer to `prompt`, sent as one user message, from `model` through `client`.
+
+    Only `message.content` is the answer; reasoning that gpt-oss models return is ignored.
+    A response that is not a chat completion is a PermanentLLMError: whatever answered is
+    not speaking Groq's API (a wrong GROQ_BASE_URL, say), and asking again will not change
+    that. An empty answer is a TransientLLMError: the model is sampled, and another run
+    usually answers.
+    """
+    started = time.monotonic()
+    try:
+        response = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
+    except groq.GroqError as error:
+        raise _typed_error(error, api_key=client.api_key) from error
+    except ValueError as error:  # e.g. a 2xx body that is not JSON
+        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+    latency_ms = round((time.monotonic() - started) * 1000)
+
+    try:
+        choice = response.choices[0]
+        content = choice.message.content
+    except (AttributeError, IndexError, KeyError, TypeError) as error:
+        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+    if content is not None and not isinstance(content, str):
+        raise PermanentLLMError(_UNEXPECTED_RESPONSE)
+    text = (content or "").strip()
+    if not text:
+        raise TransientLLMError(
+            f"Groq returned an empty answer (finish reason: {getattr(choice, 'finish_reason', None)})"
+        )
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=text,
+        model=getattr(response, "model", None) or model,
+        prompt_tokens=_token_count(usage, "prompt_tokens"),
+        completion_tokens=_token_count(usage, "completion_tokens"),
+        latency_ms=latency_ms,
+    )
+
+
+def _token_count(usage: Any, name: str) -> int | None:
+    count = getattr(usage, name, None)
+    return count if isinstance(count, int) else None
+
+
+def _typed_error(error: groq.GroqError, *, api_key: str) -> LLMError:
+    # APITimeoutError is an APIConnectionError: test it first.
+    if isinstance(error, groq.APITimeoutError):
+        return TransientLLMError("Groq did not answer in time")
+    if isinstance(error, groq.APIConnectionError):
+        return TransientLLMError("Could not connect to Groq")
+    if isinstance(error, groq.APIStatusError):
+        status = error.status_code
+        reason = _readable(f"Groq answered HTTP {status}: {_error_message(error.body)}", api_key=api_key)
+        if status >= 500 or status in _TRANSIENT_STATUSES:
+            return TransientLLMError(reason, http_status=status, retry_after=_retry_after(error.response))
+        return PermanentLLMError(reason, http_status=status)
+    return PermanentLLMError(_readable(f"Groq call failed: {error}", api_key=api_key))
+
+
+def _error_message(body: Any) -> str:
+    """The message out of Groq's `{"error": {"message": ...}}`, or whatever text came instead."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body.strip():
+        return body.strip()
+    return "no details"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(response.headers[header]) * scale
+        except (KeyError, ValueError):
+            continue  # absent, or an HTTP date: not worth parsing for a hint
+    return None
+
+
+def _readable(reason: str, *, api_key: str) -> str:
+    if api_key:
+        reason = reason.replace(api_key, "[redacted]")
+    if len(reason) > _REASON_MAX_CHARS:
+        reason = reason[: _REASON_MAX_CHARS - 1] + "…"
+    return reason

@@ -1,0 +1,220 @@
+"""Client for the parts of Meta's Graph API the bot uses: the Send API and user profiles.
+
+One module-level `requests.Session` holds the connection pool for the whole process, so
+consecutive sends reuse TLS connections. It has NO urllib3 retries, and none are added here:
+retries belong to exactly one layer, the RQ job, which knows whether a message was already
+sent and backs off with growing intervals. Stacking retries here would multiply the attempts
+and could send a message twice. Every error is raised typed (see messenger.errors).
+
+RQ's default worker forks a child per job; the parent never makes Graph calls, so a child
+never shares a live socket with another process.
+
+The page access token travels in the `Authorization: Bearer` header, never in a URL, so it
+cannot leak through access logs, exception messages or our own logs.
+"""
+
+import logging
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from messenger.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    classify_graph_error,
+)
+
+logger = logging.getLogger(__name__)
+
+# Metadata attached to every message the bot sends; its echo carries it back, which tells
+# the bot's own messages from a human replying in Meta's inbox (DESIGN rule 6).
+OUR_METADATA_MARKER = "messenger-ai:bot"
+MESSAGE_CHARACTER_LIMIT = 2000
+
+PROFILE_FIELDS = ("first_name", "last_name", "profile_pic")
+# Slightly over a multiple of 3 s, the TCP retransmission interval (requests' advice).
+CONNECT_TIMEOUT_SECONDS = 3.05
+# Sized for a threaded web process (send endpoint, admin) plus a worker's sequential sends.
+_POOL_SIZE = 16
+
+
+def _build_session() -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=_POOL_SIZE, pool_maxsize=_POOL_SIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+_session = _build_session()
+
+
+class GraphClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_version: str,
+        access_token: str,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, 10),
+    ) -> None:
+        self._base_url = f"{base_url.rstrip('/')}/{api_version.strip('/')}"
+        self._access_token = access_token
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls) -> "GraphClient":
+        return cls(
+            base_url=settings.FACEBOOK_GRAPH_API_URL,
+            api_version=settings.FACEBOOK_GRAPH_API_VERSION,
+            access_token=settings.FACEBOOK_PAGE_ACCESS_TOKEN,
+            timeout=(CONNECT_TIMEOUT_SECONDS, float(settings.GRAPH_TIMEOUT_SECONDS)),
+        )
+
+    def send_text(self, *, psid: str, text: str, metadata: str, messaging_type: str = "RESPONSE") -> str:
+        """Send one text message (at most MESSAGE_CHARACTER_LIMIT characters); returns Meta's mid.
+
+        A 2xx without a message id raises PermanentDeliveryError: Meta accepted the request,
+        so the message may well have been delivered, and a retry could send it twice.
+        """
+        response = self._request(
+            "POST",
+            "/me/messages",
+            json={
+                "recipient": {"id": psid},
+                "messaging_type": messaging_type,
+                "message": {"text": text, "metadata": metadata},
+            },
+        )
+        message_id = _json_object(response).get("message_id")
+        if not isinstance(message_id, str) or not message_id:
+            raise PermanentDeliveryError(
+                "Facebook accepted the message but returned no message id (unexpected response)",
+                http_status=response.status_code,
+            )
+        logger.info("Message sent: sender=%s mid=%s", psid, message_id)
+        return message_id
+
+    def send_action(self, *, psid: str, action: str) -> None:
+        """Send a sender action: `mark_seen`, `typing_on` or `typing_off`."""
+        self._request("POST", "/me/messages", json={"recipient": {"id": psid}, "sender_action": action})
+
+    def get_profile(self, *, psid: str) -> dict[str, Any]:
+        """The person's name and picture, or {} on any failure: a name must never block a reply."""
+        try:
+            response = self._request(
+                "GET", f"/{quote(psid, safe='')}", params={"fields": ",".join(PROFILE_FIELDS)}
+            )
+        except DeliveryError as error:
+            logger.warning("Profile fetch failed: sender=%s reason=%s", psid, error.reason)
+            return {}
+        profile = _json_object(response)
+        return {field: profile[field] for field in PROFILE_FIELDS if field in profile}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The 2xx response, or a typed DeliveryError."""
+        try:
+            response = _session.request(
+                method,
+                self._base_url + path,
+                headers={"Authorization": f"Bearer {self._access_token}"},
+                timeout=self._timeout,
+                **kwargs,
+            )
+        except requests.Timeout as error:
+            raise TransientDeliveryError("The Facebook Graph API did not answer in time") from error
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            raise TransientDeliveryError("Could not connect to the Facebook Graph API") from error
+        except requests.RequestException as error:
+            # Left: an unusable URL or similar misconfiguration, which no retry fixes.
+            raise PermanentDeliveryError(
+                f"Could not call the Facebook Graph API: {type(error).__name__}"
+            ) from error
+        if not response.ok:
+            raise classify_graph_error(
+                http_status=response.status_code, body=response.content, secrets=(self._access_token,)
+            )
+        return response
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# Whitespace runs are the natural cut points (one with a blank line ends a paragraph); the
+# no-break spaces are left alone, they exist to keep their neighbours together.
+_WHITESPACE_RUN = re.compile(r"[^\S\u00a0\u2007\u202f]+")
+_SENTENCE_END = frozenset(".!?…")
+# Closing quotes and brackets that may follow a sentence's final punctuation: `said."`
+_CLOSERS = frozenset("\"')]}»”’")
+# Full-width sentence ends are not followed by a space (Chinese, Japanese).
+_FULL_WIDTH_SENTENCE_END = re.compile(r"[。！？]")
+_ZERO_WIDTH_JOINER = "\u200d"
+_PARAGRAPH, _LINE, _SENTENCE, _WORD = range(4)
+
+
+def split_message(text: str, *, limit: int = MESSAGE_CHARACTER_LIMIT) -> list[str]:
+    """`text` cut into parts of at most `limit` characters, to be sent in order.
+
+    Each cut is at the last paragraph break that fits, else the last line break, else the
+    last sentence end, else the last space; a word longer than `limit` is the only thing cut
+    mid-word. The whitespace at each cut, and around the whole text, is dropped (Messenger
+    would trim it anyway); nothing else is lost or reordered. A blank text gives [].
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    parts = []
+    rest = text.strip()
+    while len(rest) > limit:
+        cut = _cut_position(rest, limit=limit)
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def _cut_position(text: str, *, limit: int) -> int:
+    """Where to cut `text` (stripped, longer than `limit`) so the head is at most `limit`."""
+    last_by_rank: dict[int, int] = {}
+    for match in _WHITESPACE_RUN.finditer(text):
+        if match.start() > limit:
+            break
+        last_by_rank[_boundary_rank(text, start=match.start(), run=match.group())] = match.start()
+    for match in _FULL_WIDTH_SENTENCE_END.finditer(text, 0, limit):
+        last_by_rank[_SENTENCE] = max(last_by_rank.get(_SENTENCE, 0), match.end())
+    if not last_by_rank:
+        return _hard_cut_position(text, limit=limit)
+    return last_by_rank[min(last_by_rank)]
+
+
+def _boundary_rank(text: str, *, start: int, run: str) -> int:
+    newlines = run.count("\n")
+    if newlines >= 2:
+        return _PARAGRAPH
+    if newlines == 1:
+        return _LINE
+    end = start
+    while end > 0 and text[end - 1] in _CLOSERS:
+        end -= 1
+    return _SENTENCE if end > 0 and text[end - 1] in _SENTENCE_END else _WORD
+
+
+def _hard_cut_position(text: str, *, limit: int) -> int:
+    """`limit`, moved back so a combining mark or a joined emoji stays with its base character."""
+    cut = limit
+    while cut > 1 and (
+        unicodedata.category(text[cut]).startswith("M") or _ZERO_WIDTH_JOINER in (text[cut], text[cut - 1])
+    ):
+        cut -= 1
+    return cut
