@@ -43,6 +43,13 @@ GRAPH_TIMEOUT_SECONDS = env.float("GRAPH_TIMEOUT_SECONDS", default=10.0)
 GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
 GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
 LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
+# Replies (conversations.services.replies): RQ's retry intervals for transient failures (their
+# count is the number of retries), and the recovery sweep's period and grace period.
+REPLY_RETRY_INTERVALS = [int(seconds) for seconds in env.list("REPLY_RETRY_INTERVALS", default=["5", "15", "30"])]
+REPLY_SWEEP_INTERVAL_SECONDS = env.int("REPLY_SWEEP_INTERVAL_SECONDS", default=30)
+REPLY_SWEEP_GRACE_SECONDS = env.int("REPLY_SWEEP_GRACE_SECONDS", default=45)
+# A conversation's reply lock lives GROQ_TIMEOUT_SECONDS plus this, so a killed worker's lock expires.
+REPLY_LOCK_MARGIN_SECONDS = env.int("REPLY_LOCK_MARGIN_SECONDS", default=30)
 LLM_SYSTEM_PROMPT = env.str(
     "LLM_SYSTEM_PROMPT",
     default=(

@@ -135,6 +135,12 @@ class Message(models.Model):
                 condition=Q(status="received"),
                 name="message_awaiting_reply",
             ),
+            # The recovery sweep also finishes interrupted sends and pending rate-limit notices.
+            models.Index(
+                fields=["status", "created_at"],
+                condition=Q(status__in=["sending", "rate_limited"]),
+                name="message_sweep",
+            ),
         ]
         permissions = [("send_message", "Can send messages to contacts")]
 

@@ -1,0 +1,70 @@
+"""The one-string prompt the LLM gets (DESIGN rule 11): <SYSTEM>, <HISTORY>, <CURRENT_USER_QUERY>.
+
+Pure functions over messages; nothing here reads the database.
+"""
+import re
+from collections.abc import Iterable
+
+from conversations.models import Message
+
+SECTIONS = ("SYSTEM", "HISTORY", "CURRENT_USER_QUERY")
+# Any spelling a model might read as one of our tags: any case, inner spaces, attributes.
+_SECTION_TAG = re.compile(r"<(\s*/?\s*(?:%s)\b[^<>]*)>" % "|".join(SECTIONS), re.IGNORECASE)
+
+ROLE_LABELS = {
+    Message.Role.CLIENT: "user",
+    Message.Role.AI: "assistant",
+    Message.Role.STAFF: "staff",
+    Message.Role.SYSTEM: "notice",
+}
+_ATTACHMENT_NAMES = {
+    "image": "an image",
+    "video": "a video",
+    "audio": "a voice message",
+    "file": "a file",
+    "location": "a location",
+    "sticker": "a sticker",
+    "fallback": "a link",
+    "template": "a card",
+}
+_SENDER_NAMES = {Message.Role.CLIENT: "the user", Message.Role.STAFF: "staff"}
+
+
+def text_neutralise(text: str) -> str:
+    """`text` with every section tag defused (`<SYSTEM>` becomes `‹SYSTEM›`), so it cannot open or close one."""
+    return _SECTION_TAG.sub(r"‹\1›", text)
+
+
+def message_render(message: Message) -> str:
+    """The message's text and a short description of each attachment, neutralised."""
+    sender = _SENDER_NAMES.get(message.role, "the page")
+    descriptions = [
+        f"[{sender} sent {_attachment_name(attachment)}]" for attachment in message.attachments or []
+    ]
+    return text_neutralise("\n".join(filter(None, [message.text.strip(), *descriptions])))
+
+
+def prompt_build(*, system_prompt: str, history: Iterable[Message], query: Iterable[Message]) -> str:
+    """The whole prompt: history oldest first, one labelled entry per message; the query's messages in order."""
+    history_lines = [_history_entry(message) for message in history]
+    query_text = "\n\n".join(message_render(message) for message in query)
+    return (
+        f"<SYSTEM>\n{text_neutralise(system_prompt.strip())}\n</SYSTEM>\n"
+        f"<HISTORY>\n{chr(10).join(filter(None, history_lines))}\n</HISTORY>\n"
+        f"<CURRENT_USER_QUERY>\n{query_text}\n</CURRENT_USER_QUERY>"
+    )
+
+
+def _history_entry(message: Message) -> str:
+    text = message_render(message)
+    if not text:
+        return ""
+    # Continuation lines are indented so a line of user text cannot pose as another entry.
+    return f"{ROLE_LABELS.get(message.role, message.role)}: " + text.replace("\n", "\n  ")
+
+
+def _attachment_name(attachment: object) -> str:
+    kind = attachment.get("type") if isinstance(attachment, dict) else None
+    if isinstance(attachment, dict) and attachment.get("sticker_id"):
+        kind = "sticker"
+    return _ATTACHMENT_NAMES.get(kind, "an attachment")

@@ -1,0 +1,110 @@
+"""Outgoing messages: store them, then send them through Messenger, in order, exactly once.
+
+Storing and sending are separate steps so a crash between them loses nothing: a stored part
+still `sending` is sent by whoever runs `outgoing_messages_send` on it next (the reply job,
+the recovery sweep). Nothing here knows about RQ; staff tools call these synchronously.
+"""
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.llm import Completion, LLMError
+from conversations.models import Conversation, Message
+from messenger.errors import DeliveryError, PermanentDeliveryError
+from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
+
+
+def outgoing_text_store(
+    *,
+    conversation: Conversation,
+    text: str,
+    role: str,
+    sent_by=None,
+    reply_to: Message | None = None,
+    completion: Completion | None = None,
+    details: dict | None = None,
+) -> list[Message]:
+    """`text` stored as the outgoing part(s) Messenger accepts (2000 characters each), `sending`.
+
+    The LLM facts go on the first part only, so summing tokens over messages stays right.
+    """
+    parts = split_message(text)
+    if not parts:
+        raise ValueError("An outgoing message needs some text.")
+    llm_facts = (
+        {
+            "llm_model": completion.model,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "llm_latency_ms": completion.latency_ms,
+        }
+        if completion
+        else {}
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        messages = [
+            Message.objects.create(
+                conversation=conversation,
+                role=role,
+                text=part,
+                status=Message.Status.SENDING,
+                sent_by=sent_by,
+                reply_to=reply_to,
+                details=details or {},
+                created_at=now,
+                **(llm_facts if index == 0 else {}),
+            )
+            for index, part in enumerate(parts)
+        ]
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_activity_at=now, last_message_text=parts[-1][:255]
+        )
+    return messages
+
+
+def outgoing_messages_send(*, messages: list[Message]) -> None:
+    """Send the parts not sent yet, in order, recording each one's Messenger message id.
+
+    Stops at the first failure and raises its typed DeliveryError; when that error is
+    permanent the unsent parts are marked failed first. Parts after a transient failure stay
+    `sending`, so a later call resumes at the first part not yet sent.
+    """
+    unsent = [message for message in messages if message.status == Message.Status.SENDING]
+    if not unsent:
+        return
+    client = GraphClient.from_settings()
+    psid = unsent[0].conversation.identity.external_id
+    for index, message in enumerate(unsent):
+        try:
+            message_id = client.send_text(psid=psid, text=message.text, metadata=OUR_METADATA_MARKER)
+        except PermanentDeliveryError as error:
+            outgoing_messages_fail(messages=unsent[index:], error=error)
+            raise
+        message.external_id = message_id
+        message.status = Message.Status.SENT
+        message.sent_at = timezone.now()
+        message.save(update_fields=["external_id", "status", "sent_at"])
+
+
+def outgoing_messages_fail(*, messages: list[Message], error: DeliveryError | Exception) -> None:
+    """Mark the parts among `messages` that were not sent as failed, with a reason staff can read."""
+    code, reason = error_description(error=error)
+    for message in messages:
+        if message.status == Message.Status.SENDING:
+            message.status = Message.Status.FAILED
+            message.error_code = code
+            message.error_detail = reason
+            message.save(update_fields=["status", "error_code", "error_detail"])
+
+
+def error_description(*, error: Exception) -> tuple[str, str]:
+    """A short code and a readable reason for `error`; the typed errors' reasons hold no secrets."""
+    if isinstance(error, LLMError):
+        return f"llm:{error.http_status or type(error).__name__}", error.reason
+    if isinstance(error, DeliveryError):
+        if error.code is not None:
+            code = f"graph:{error.code}" + (f"/{error.subcode}" if error.subcode is not None else "")
+        else:
+            code = f"graph:{error.http_status or type(error).__name__}"
+        return code, error.reason
+    return type(error).__name__[:64], f"Unexpected error: {type(error).__name__}"

@@ -1,0 +1,301 @@
+"""The bot's replies: queue a job per client message; the job answers the conversation, exactly once.
+
+One reply at a time per conversation, in message order (DESIGN rule 10): a job holds a Redis
+lock on its conversation while it works. A job that finds the lock taken re-queues itself a
+moment later instead of blocking a worker; when it runs again, whoever held the lock has
+answered everything that had arrived, so it answers only what is left (often nothing).
+Every client message still waiting when a job holds the lock goes into that one reply.
+
+Exactly once (rule 14): the reply is stored, and its client messages marked answered, in one
+transaction before anything is sent; a later run finds no message waiting and only sends the
+stored parts still `sending`. Retries (rule 13) are RQ's: transient errors re-raise while the
+job has tries left; permanent ones, and the last try, give up (see `_reply_give_up`).
+"""
+import logging
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
+from redis import Redis
+from rq import Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from conversations import selectors
+from conversations.llm import LLMError, TransientLLMError, llm_complete
+from conversations.models import Conversation, Message
+from conversations.prompts import prompt_build
+from conversations.services.delivery import (
+    error_description,
+    outgoing_messages_fail,
+    outgoing_messages_send,
+    outgoing_text_store,
+)
+from messenger.errors import InvalidTokenError, RecipientUnreachableError, TransientDeliveryError
+from messenger.graph import GraphClient
+
+logger = logging.getLogger(__name__)
+
+QUEUE_NAME = "default"
+REPLY_JOB = "conversations.jobs.reply_to_message"
+SWEEP_JOB = "conversations.jobs.replies_sweep_run"
+# Fixed texts, never written by the LLM.
+APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
+RATE_LIMIT_NOTICE_TEXT = (
+    "You're sending messages faster than I can read them. I'll answer again in a minute."
+)
+ATTACHMENT_REPLY_TEXT = (
+    "Thanks for sending that! I can only read text for now. Could you tell me in words how I can help?"
+)
+# A job that found its conversation busy looks again after this long (the scheduler ticks each second).
+LOCK_WAIT_SECONDS = 2
+# Messenger only lets a page answer within 24 hours; older messages are not worth re-driving.
+SWEEP_MAX_AGE = timedelta(hours=24)
+_SWEEP_DUE_KEY = "replies:sweep-due"
+# Jobs with these statuses will still run: the sweep must not queue a second one.
+_LIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+
+
+def reply_schedule(*, message: Message) -> str | None:
+    """Queue the reply job for a stored client message; its id, or None when Redis is down.
+
+    Call it once the message is committed. A message left waiting by a Redis outage is
+    re-queued by the recovery sweep, so the failure is only logged.
+    """
+    return _reply_job_enqueue(message=message, job_id=_reply_job_id(message))
+
+
+def reply_retry(*, message: Message) -> str | None:
+    """Staff's "retry": answer again the client message behind `message` (itself, or the one a failed reply answered).
+
+    Every failed client message of the conversation up to that one waits again, and the
+    answer is produced afresh; the failed reply stays in the transcript as it was.
+    """
+    client_message = message if message.role == Message.Role.CLIENT else message.reply_to
+    if client_message is None:
+        raise ValueError("This message answers no client message, so there is nothing to retry.")
+    with transaction.atomic():
+        client_message.conversation.messages.filter(
+            role=Message.Role.CLIENT, status=Message.Status.FAILED, created_at__lte=client_message.created_at
+        ).update(status=Message.Status.RECEIVED, error_code="", error_detail="")
+        Message.objects.filter(pk=client_message.pk).update(
+            status=Message.Status.RECEIVED, error_code="", error_detail=""
+        )
+    return _reply_job_enqueue(message=client_message, job_id=_reply_job_id(client_message))
+
+
+def reply_produce(*, message_id: int, final_attempt: bool) -> None:
+    """What the reply job does for the conversation of `message_id` (see the module's docstring)."""
+    message = Message.objects.select_related("conversation__identity").filter(pk=message_id).first()
+    if message is None:
+        return  # the person was forgotten meanwhile
+    conversation = message.conversation
+    lock = _conversation_lock(conversation)
+    if not lock.acquire(blocking=False):
+        _reply_job_enqueue(message=message, delay=LOCK_WAIT_SECONDS)
+        return
+    try:
+        _conversation_answer(conversation=conversation, lock=lock, final_attempt=final_attempt)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("Conversation lock expired before the reply finished: conversation=%s", conversation.pk)
+
+
+def replies_sweep() -> int:
+    """Re-queue replies that should have happened by now; the number of jobs queued.
+
+    Finds messages waiting longer than the grace period (Redis was down when they arrived,
+    a worker died mid-job) and pending rate-limit notices. Safe any time and from several
+    workers at once: a message whose job is still alive is skipped, and the job itself is
+    idempotent.
+    """
+    now = timezone.now()
+    overdue = selectors.messages_needing_reply_job(
+        stale_before=now - timedelta(seconds=settings.REPLY_SWEEP_GRACE_SECONDS), since=now - SWEEP_MAX_AGE
+    )
+    queued = 0
+    for message in overdue:
+        job_id = _reply_job_id(message)
+        if _job_status(job_id) in _LIVE_JOB_STATUSES:
+            continue
+        if _reply_job_enqueue(message=message, job_id=job_id):
+            queued += 1
+    if queued:
+        logger.info("Recovery sweep re-queued %d reply job(s)", queued)
+    return queued
+
+
+def replies_sweep_schedule() -> None:
+    """Queue the recovery sweep when it is due; every worker pool calls this each second.
+
+    A Redis key that expires after the sweep interval elects one caller per interval across
+    all pools and machines. Redis being down is not an error here: the workers report it.
+    """
+    try:
+        if _redis().set(_SWEEP_DUE_KEY, 1, nx=True, ex=settings.REPLY_SWEEP_INTERVAL_SECONDS):
+            django_rq.get_queue(QUEUE_NAME).enqueue(SWEEP_JOB, result_ttl=0)
+    except RedisError:
+        logger.debug("Recovery sweep not scheduled: Redis unavailable", exc_info=True)
+
+
+# --- the job's work, holding the conversation's lock ------------------------------------------
+
+
+def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attempt: bool) -> None:
+    # Re-read now, not when the job was queued: staff may have paused the bot meanwhile.
+    conversation.refresh_from_db(fields=["bot_active"])
+    if not conversation.bot_active:
+        return
+    try:
+        outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
+        _rate_limit_notices_send(conversation=conversation)
+        waiting = selectors.messages_awaiting_reply(conversation=conversation)
+        if waiting:
+            reply = _reply_store(conversation=conversation, waiting=waiting)
+            # The LLM call may have used most of the lock's time; the sends get a full period.
+            lock.reacquire()
+            outgoing_messages_send(messages=reply)
+    except (TransientLLMError, TransientDeliveryError, LockError) as error:
+        if not final_attempt:
+            logger.warning("Reply will be retried: sender=%s reason=%s", _psid(conversation), error)
+            raise
+        _reply_give_up(conversation=conversation, error=error)
+    except Exception as error:  # permanent errors, and bugs: retrying cannot help
+        _reply_give_up(conversation=conversation, error=error)
+
+
+def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[Message]:
+    """The reply to `waiting`, stored as parts to send; `waiting` marked answered in the same transaction."""
+    if any(message.text.strip() for message in waiting):
+        _sender_actions_send(conversation=conversation)
+        history = selectors.messages_history(
+            conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT
+        )
+        prompt = prompt_build(system_prompt=selectors.system_prompt_current(), history=history, query=waiting)
+        completion = llm_complete(prompt=prompt)
+        text, role = completion.text, Message.Role.AI
+    else:
+        completion, text, role = None, ATTACHMENT_REPLY_TEXT, Message.Role.SYSTEM
+    with transaction.atomic():
+        reply = outgoing_text_store(
+            conversation=conversation, text=text, role=role, reply_to=waiting[-1], completion=completion
+        )
+        Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
+    return reply
+
+
+def _sender_actions_send(*, conversation: Conversation) -> None:
+    """Seen, then typing, before the LLM call. Only a permanent failure stops the reply (no LLM call for nobody)."""
+    client = GraphClient.from_settings()
+    for action in ("mark_seen", "typing_on"):
+        try:
+            client.send_action(psid=_psid(conversation), action=action)
+        except TransientDeliveryError as error:
+            logger.warning("Sender action %s failed: sender=%s reason=%s", action, _psid(conversation), error.reason)
+
+
+def _rate_limit_notices_send(*, conversation: Conversation) -> None:
+    for message in selectors.messages_rate_limit_notice_pending(conversation=conversation):
+        with transaction.atomic():
+            notice = outgoing_text_store(
+                conversation=conversation, text=RATE_LIMIT_NOTICE_TEXT, role=Message.Role.SYSTEM, reply_to=message
+            )
+            message.details["rate_limit_notice"] = selectors.RATE_LIMIT_NOTICE_SENT
+            message.save(update_fields=["details"])
+        outgoing_messages_send(messages=notice)
+
+
+def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
+    """The final failure: what waits is marked failed with the reason, and the person gets an apology.
+
+    No apology when it could not arrive anyway (the person cannot be reached, the page's
+    token is refused). The apology is tried once; its own failure is only logged.
+    """
+    psid = _psid(conversation)
+    if isinstance(error, InvalidTokenError):
+        logger.error(
+            "The Page access token was refused: no message can be sent until FACEBOOK_PAGE_ACCESS_TOKEN is fixed. "
+            "sender=%s reason=%s",
+            psid,
+            error.reason,
+            exc_info=error,
+        )
+    else:
+        logger.error("Reply failed: sender=%s", psid, exc_info=error)
+    code, reason = error_description(error=error)
+    waiting = selectors.messages_awaiting_reply(conversation=conversation)
+    with transaction.atomic():
+        outgoing_messages_fail(messages=selectors.messages_bot_unsent(conversation=conversation), error=error)
+        Message.objects.filter(pk__in=[message.pk for message in waiting]).update(
+            status=Message.Status.FAILED, error_code=code, error_detail=reason
+        )
+    if isinstance(error, (RecipientUnreachableError, InvalidTokenError)):
+        return
+    last_client_message = (
+        waiting[-1] if waiting else conversation.messages.filter(role=Message.Role.CLIENT).order_by("created_at", "id").last()
+    )
+    apology = outgoing_text_store(
+        conversation=conversation, text=APOLOGY_TEXT, role=Message.Role.SYSTEM, reply_to=last_client_message
+    )
+    try:
+        outgoing_messages_send(messages=apology)
+    except Exception as apology_error:  # noqa: BLE001 -- one try, then staff see it failed
+        outgoing_messages_fail(messages=apology, error=apology_error)
+        logger.error("Apology not sent: sender=%s", psid, exc_info=apology_error)
+
+
+# --- queueing ---------------------------------------------------------------------------------
+
+
+def _reply_job_enqueue(*, message: Message, job_id: str | None = None, delay: int | None = None) -> str | None:
+    queue = django_rq.get_queue(QUEUE_NAME)
+    retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
+    try:
+        if delay:
+            job = queue.enqueue_in(timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=retry)
+        else:
+            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=retry)
+    except RedisError:
+        logger.warning(
+            "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
+            _psid(message.conversation),
+            message.pk,
+            exc_info=True,
+        )
+        return None
+    logger.info("Queued reply job: sender=%s job=%s", _psid(message.conversation), job.id)
+    return job.id
+
+
+def _reply_job_id(message: Message) -> str:
+    # One id per message, so the sweep can tell whether its job is still alive.
+    return f"reply-{message.pk}"
+
+
+def _job_status(job_id: str) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id, connection=_redis()).get_status()
+    except NoSuchJobError:
+        return None
+
+
+def _conversation_lock(conversation: Conversation) -> Lock:
+    # Held for one LLM call and a few sends; expires by itself if the worker is killed.
+    return _redis().lock(
+        f"replies:conversation:{conversation.pk}", timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS
+    )
+
+
+def _redis() -> Redis:
+    return django_rq.get_connection(QUEUE_NAME)
+
+
+def _psid(conversation: Conversation) -> str:
+    return conversation.identity.external_id
+
