@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversations import views as conversation_views
+from messenger.views import MessengerWebhookView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,4 +11,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("privacy", conversation_views.privacy, name="privacy"),
+    # Both spellings answer directly: a redirect would lose Meta's POST body.
+    re_path(r"^api/webhooks/messenger/?$", MessengerWebhookView.as_view(), name="messenger-webhook"),
 ]

@@ -1,0 +1,286 @@
+"""Store what people send the Page: messages, postbacks, receipts and reactions.
+
+Takes the typed events of messenger.events (never Meta's JSON) and turns them into rows,
+all in one transaction, so an acknowledged webhook is a stored one (DESIGN rule 5).
+Reply jobs are enqueued only once that transaction has committed.
+
+Dedup: a Messenger `mid` is Message.external_id, unique in the database. A redelivered
+mid, even one racing its twin from another worker, fails that constraint inside its own
+savepoint and is acknowledged without being stored or answered again (rule 4).
+"""
+import functools
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Coalesce
+
+from conversations.models import ChannelIdentity, Conversation, Message
+from conversations.ratelimit import RateLimitVerdict, rate_limit_hit
+from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
+from conversations.services.replies import reply_schedule
+from messenger.events import (
+    Attachment,
+    DeliveryEvent,
+    Event,
+    MessageEvent,
+    PostbackEvent,
+    ReactionEvent,
+    ReadEvent,
+    ReferralEvent,
+)
+from messenger.graph import OUR_METADATA_MARKER
+
+logger = logging.getLogger(__name__)
+
+OUTGOING_ROLES = (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM)
+# PostgreSQL refuses NUL in text and lone UTF-16 surrogates (which JSON can smuggle in).
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Meta's ids are short printable ASCII; anything else cannot be one (nor fit the columns).
+_ID = re.compile(r"[!-~]+")
+_ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
+# Meta's events are a few levels deep; deeper junk is cut off so saving it cannot recurse away.
+_RAW_MAX_DEPTH = 32
+_PREVIEW_LENGTH = Conversation._meta.get_field("last_message_text").max_length
+_REACTION_LENGTH = Message._meta.get_field("reaction").max_length
+
+
+class _UnstorableEvent(ValueError):
+    """An event whose ids cannot be Meta's; it is skipped and logged, the batch goes on."""
+
+
+def inbound_events_store(*, events: Iterable[Event]) -> None:
+    """Store every event of one webhook delivery in one transaction.
+
+    New client messages get a reply job once the transaction commits, unless the sender is
+    over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
+    """
+    stored: dict[int, Message] = {}
+    with transaction.atomic():
+        for event in events:
+            try:
+                message = _HANDLERS[type(event)](event)
+            except _UnstorableEvent as error:
+                logger.warning("Skipped %s from page %r: %s", type(event).__name__, event.page_id, error)
+                continue
+            if message is not None:
+                stored[message.conversation_id] = message
+        # In id order, so two deliveries touching the same conversations cannot deadlock.
+        for conversation_id in sorted(stored):
+            _conversation_touch(message=stored[conversation_id])
+
+
+def _message_receive(event: MessageEvent) -> Message | None:
+    if event.is_echo:
+        return _echo_receive(event)
+    return _client_message_store(
+        event=event,
+        mid=event.mid,
+        text=event.text,
+        attachments=[_attachment_json(attachment) for attachment in event.attachments],
+        details={"quick_reply_payload": event.quick_reply_payload, "reply_to_mid": event.reply_to_mid},
+        reply_to_mid=event.reply_to_mid,
+    )
+
+
+def _postback_receive(event: PostbackEvent) -> Message | None:
+    # The button's title is what the person saw and tapped, so it is what gets answered.
+    return _client_message_store(
+        event=event,
+        mid=event.mid,
+        text=event.title or event.payload,
+        attachments=[],
+        details={"postback_payload": event.payload, "referral": event.referral},
+    )
+
+
+def _client_message_store(
+    *,
+    event: MessageEvent | PostbackEvent,
+    mid: str | None,
+    text: str | None,
+    attachments: list[dict[str, Any]],
+    details: dict[str, Any],
+    reply_to_mid: str | None = None,
+) -> Message | None:
+    conversation = _conversation_for(event=event)
+    if event.channel == "standby":
+        # Another app (usually the Page inbox) has thread control: someone else is answering.
+        conversation_bot_pause(conversation=conversation, by=None)
+    message = _message_create(
+        conversation=conversation,
+        role=Message.Role.CLIENT,
+        status=Message.Status.RECEIVED,
+        external_id=_id(mid, kind="mid") if mid else None,
+        text=_storable_text(text or ""),
+        attachments=_storable_json(attachments),
+        details=_storable_json({key: value for key, value in details.items() if value is not None}),
+        reply_to=_message_by_mid(mid=reply_to_mid),
+        sent_at=event.timestamp,
+        raw=_storable_json(event.raw),
+    )
+    if message is None:
+        logger.info("Ignored redelivered message: sender=%s mid=%s", event.psid, mid)
+        return None
+    verdict = rate_limit_hit(sender=f"{event.page_id}:{event.psid}")
+    if verdict is RateLimitVerdict.ALLOWED:
+        transaction.on_commit(functools.partial(reply_schedule, message=message), robust=True)
+    else:
+        _message_rate_limit(message=message, notice=verdict is RateLimitVerdict.FIRST_OVER_LIMIT)
+        logger.info("Rate-limited message: sender=%s mid=%s", event.psid, mid)
+    return message
+
+
+def _message_rate_limit(*, message: Message, notice: bool) -> None:
+    message.status = Message.Status.RATE_LIMITED
+    if notice:
+        # The reply job sends this one short notice and marks it "sent" (DESIGN rule 9).
+        message.details["rate_limit_notice"] = "pending"
+    message.save(update_fields=["status", "details"])
+
+
+def _echo_receive(event: MessageEvent) -> Message | None:
+    """A copy of something the Page sent: ours is ignored, anyone else's is staff taking over."""
+    if event.metadata == OUR_METADATA_MARKER or (
+        settings.FACEBOOK_APP_ID and str(event.app_id) == settings.FACEBOOK_APP_ID
+    ):
+        return None
+    conversation = _conversation_for(event=event)
+    message = _message_create(
+        conversation=conversation,
+        role=Message.Role.STAFF,
+        status=Message.Status.SENT,
+        external_id=_id(event.mid, kind="mid"),
+        text=_storable_text(event.text or ""),
+        attachments=_storable_json([_attachment_json(attachment) for attachment in event.attachments]),
+        sent_at=event.timestamp,
+        raw=_storable_json(event.raw),
+    )
+    if message is None:  # already stored: a send of ours recorded with its message id
+        return None
+    conversation_bot_pause(conversation=conversation, by=None)
+    logger.info("Staff replied from another app; bot paused: sender=%s mid=%s", event.psid, event.mid)
+    return message
+
+
+def _delivery_record(event: DeliveryEvent) -> None:
+    mids = [mid for mid in event.mids if _ID.fullmatch(mid)]
+    _outgoing_messages(event=event).filter(
+        Q(external_id__in=mids) | Q(sent_at__lte=event.watermark), delivered_at__isnull=True
+    ).update(delivered_at=event.timestamp)
+
+
+def _read_record(event: ReadEvent) -> None:
+    # Read implies delivered, whether or not the delivery receipt came first.
+    _outgoing_messages(event=event).filter(sent_at__lte=event.watermark, read_at__isnull=True).update(
+        read_at=event.timestamp, delivered_at=Coalesce("delivered_at", event.timestamp)
+    )
+
+
+def _reaction_record(event: ReactionEvent) -> None:
+    reaction = (event.emoji or event.reaction or "") if event.action == "react" else ""
+    Message.objects.filter(
+        external_id=_id(event.mid, kind="mid"), conversation__identity__in=_identity(event=event)
+    ).update(reaction=_storable_text(reaction)[:_REACTION_LENGTH])
+
+
+def _referral_ignore(event: ReferralEvent) -> None:
+    # Nothing to answer and nowhere to keep it; a postback's referral is kept on that message.
+    logger.info("Ignored referral: sender=%s source=%s ref=%s", event.psid, event.source, event.ref)
+
+
+_HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
+    MessageEvent: _message_receive,
+    PostbackEvent: _postback_receive,
+    DeliveryEvent: _delivery_record,
+    ReadEvent: _read_record,
+    ReactionEvent: _reaction_record,
+    ReferralEvent: _referral_ignore,
+}
+
+
+def _conversation_for(*, event: Event) -> Conversation:
+    return conversation_get_or_create(
+        page_id=_id(event.page_id, kind="page_id"), external_id=_id(event.psid, kind="psid")
+    )
+
+
+def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:
+    return ChannelIdentity.objects.filter(
+        channel=ChannelIdentity.Channel.MESSENGER,
+        page_id=_id(event.page_id, kind="page_id"),
+        external_id=_id(event.psid, kind="psid"),
+    )
+
+
+def _outgoing_messages(*, event: Event) -> QuerySet[Message]:
+    return Message.objects.filter(conversation__identity__in=_identity(event=event), role__in=OUTGOING_ROLES)
+
+
+def _message_create(**fields: Any) -> Message | None:
+    """The new message, or None when its mid is already stored."""
+    try:
+        with transaction.atomic():
+            return Message.objects.create(**fields)
+    except IntegrityError:
+        return None
+
+
+def _message_by_mid(*, mid: str | None) -> Message | None:
+    if not mid or not _ID.fullmatch(mid):
+        return None
+    return Message.objects.filter(external_id=mid).first()
+
+
+def _conversation_touch(*, message: Message) -> None:
+    Conversation.objects.filter(pk=message.conversation_id).update(
+        last_activity_at=message.created_at, last_message_text=_preview(message=message)
+    )
+
+
+def _preview(*, message: Message) -> str:
+    if message.text:
+        return message.text[:_PREVIEW_LENGTH]
+    return " ".join(f"[{attachment['type']}]" for attachment in message.attachments)[:_PREVIEW_LENGTH]
+
+
+def _attachment_json(attachment: Attachment) -> dict[str, Any]:
+    fields = {
+        # Stickers come as images with a sticker id, or as their own type: one name for both.
+        "type": "sticker" if attachment.is_sticker else attachment.type,
+        "url": attachment.url,
+        "title": attachment.title,
+        "sticker_id": attachment.sticker_id,
+        "payload": attachment.payload,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def _id(value: str, *, kind: str) -> str:
+    if not _ID.fullmatch(value) or len(value) > _ID_MAX_LENGTH[kind]:
+        raise _UnstorableEvent(f"{kind} {value[:80]!r} cannot be a Messenger id")
+    return value
+
+
+def _storable_text(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """`value` with every string made storable and NaN/Infinity (which JSONB refuses) dropped."""
+    if depth > _RAW_MAX_DEPTH:
+        return None
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {_storable_text(str(key)): _storable_json(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_json(item, depth + 1) for item in value]
+    return value
