@@ -3,11 +3,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversations import views as conversation_views
+from messenger.api import MessageSendApi
 from messenger.views import MessengerWebhookView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health", conversation_views.health, name="health"),
+    path("api/integrations/messenger/send", MessageSendApi.as_view(), name="messenger-send"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("privacy", conversation_views.privacy, name="privacy"),

@@ -141,6 +141,12 @@ class Message(models.Model):
                 condition=Q(status__in=["sending", "rate_limited"]),
                 name="message_sweep",
             ),
+            # The admin's "failed messages" filter and flag over every conversation.
+            models.Index(
+                fields=["conversation"],
+                condition=Q(status="failed"),
+                name="message_failed",
+            ),
         ]
         permissions = [("send_message", "Can send messages to contacts")]
 

@@ -3,12 +3,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
-from conversations.models import Conversation, Message, SystemPrompt
+from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
 
+# The conversation page shows this many of the newest messages.
+TRANSCRIPT_LIMIT = 500
 # Message.details["rate_limit_notice"]: set by inbound on the first over-limit message, then "sent".
 RATE_LIMIT_NOTICE_PENDING = "pending"
 RATE_LIMIT_NOTICE_SENT = "sent"
@@ -33,6 +35,51 @@ def system_prompt_current() -> str:
     """The newest staff-edited system prompt, or the one from settings."""
     prompt = SystemPrompt.objects.values_list("text", flat=True).first()
     return prompt or settings.LLM_SYSTEM_PROMPT
+
+
+def conversation_get_by_psid(
+    *, psid: str, channel: str = ChannelIdentity.Channel.MESSENGER
+) -> Conversation | None:
+    """The conversation with the person behind this PSID, or None if they never wrote in.
+
+    A PSID is scoped to one page; if two pages' PSIDs collide, the most recent thread wins.
+    """
+    return (
+        Conversation.objects.select_related("identity__contact")
+        .filter(identity__channel=channel, identity__external_id=psid)
+        .order_by("-last_activity_at")
+        .first()
+    )
+
+
+def conversation_list_with_flags(*, conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """`conversations` with their contact and the flags staff triage by.
+
+    `is_unanswered`: a client message still waits for a reply; `has_failures`: a message
+    could not be sent. Both are correlated EXISTS subqueries, evaluated per shown row (one
+    index probe each), so a page of a 100,000-thread list costs the same as a short one.
+    """
+    messages = Message.objects.filter(conversation=OuterRef("pk"))
+    return conversations.select_related("identity__contact").annotate(
+        is_unanswered=Exists(messages.filter(status=Message.Status.RECEIVED)),
+        has_failures=Exists(messages.filter(status=Message.Status.FAILED)),
+    )
+
+
+def conversation_transcript(*, conversation: Conversation, limit: int = TRANSCRIPT_LIMIT) -> list[Message]:
+    """The newest `limit` messages of the conversation, oldest first, as a chat shows them."""
+    newest = conversation.messages.select_related("sent_by").order_by("-created_at", "-id")[:limit]
+    return list(reversed(newest))
+
+
+def system_prompt_history(*, prompts: QuerySet[SystemPrompt]) -> QuerySet[SystemPrompt]:
+    """Saved versions of the system prompt, newest first, `in_use` marking the newest."""
+    newest = SystemPrompt.objects.order_by("-created_at", "-id").values("pk")[:1]
+    return (
+        prompts.select_related("created_by")
+        .annotate(in_use=ExpressionWrapper(Q(pk=Subquery(newest)), output_field=BooleanField()))
+        .order_by("-created_at", "-id")
+    )
 
 
 # What the bot sends (LLM replies and fixed notices), and everything that goes out.

@@ -2,6 +2,8 @@ import pytest
 from django.db import connection
 from django_rq import get_connection
 
+from tests.standins.graph import GraphStandIn
+
 
 def pytest_report_header(config):
     from django.conf import settings
@@ -27,3 +29,17 @@ def redis_conn():
     conn = get_connection("default")
     conn.flushdb()
     return conn
+
+
+@pytest.fixture(scope="session")
+def graph_standin():
+    with GraphStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def graph(graph_standin, settings):
+    """The Graph API stand-in, emptied, as the service's FACEBOOK_GRAPH_API_URL."""
+    graph_standin.reset()
+    settings.FACEBOOK_GRAPH_API_URL = graph_standin.url
+    return graph_standin

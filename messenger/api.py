@@ -1,0 +1,159 @@
+"""POST /api/integrations/messenger/send: other systems (and staff) write to a person as the Page."""
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from conversations.services.staff import RecipientUnknownError, staff_message_send
+from messenger.errors import (
+    DeliveryError,
+    InvalidTokenError,
+    PermanentDeliveryError,
+    RecipientUnreachableError,
+    TransientDeliveryError,
+)
+
+# Long texts are split into several messages; this bounds one request to a few of them.
+TEXT_MAX_CHARS = 20_000
+
+# What each kind of delivery failure means for the caller. Checked in order: subclasses first.
+DELIVERY_FAILURES: list[tuple[type[DeliveryError], int, str]] = [
+    # The person blocked the Page, left, or is outside the 24-hour window: retrying won't help.
+    (RecipientUnreachableError, status.HTTP_422_UNPROCESSABLE_ENTITY, "recipient_unreachable"),
+    # Our page token is wrong: Facebook refused us, the caller did nothing wrong.
+    (InvalidTokenError, status.HTTP_502_BAD_GATEWAY, "invalid_page_token"),
+    (PermanentDeliveryError, status.HTTP_502_BAD_GATEWAY, "delivery_failed"),
+    (TransientDeliveryError, status.HTTP_503_SERVICE_UNAVAILABLE, "facebook_unavailable"),
+]
+RETRY_AFTER_SECONDS = 30
+
+
+class CanSendMessages(BasePermission):
+    """Staff, or a user (an integration's account, typically) given "Can send messages"."""
+
+    message = "Sending messages needs a staff account or the “Can send messages to contacts” permission."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("conversations.send_message")))
+
+
+class MessageSendInputSerializer(serializers.Serializer):
+    recipient_id = serializers.RegexField(
+        r"^\d{1,64}$",
+        help_text="The person's page-scoped ID (PSID), as received in the webhook's sender.id.",
+        error_messages={"invalid": "A PSID is a string of digits."},
+    )
+    text = serializers.CharField(
+        max_length=TEXT_MAX_CHARS,
+        help_text=(
+            "The message. Over 2000 characters it is sent as several messages, split at paragraph, "
+            "sentence or word boundaries."
+        ),
+    )
+
+
+class MessageSendOutputSerializer(serializers.Serializer):
+    recipient_id = serializers.CharField()
+    message_id = serializers.CharField(
+        help_text="Messenger's id of the message (`m_…`); for a text sent in several parts, the first part's."
+    )
+
+
+class DeliveryErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the message was not delivered, readable by a person.")
+    code = serializers.ChoiceField(choices=[code for _, _, code in DELIVERY_FAILURES])
+    meta_code = serializers.IntegerField(allow_null=True, help_text="Meta's Graph API error code, when it gave one.")
+    meta_subcode = serializers.IntegerField(allow_null=True, help_text="Meta's error subcode, when it gave one.")
+
+
+def _delivery_failure_response(error: DeliveryError) -> Response:
+    http_status, code = next((http_status, code) for kind, http_status, code in DELIVERY_FAILURES if isinstance(error, kind))
+    body = DeliveryErrorSerializer(
+        {"detail": error.reason, "code": code, "meta_code": error.code, "meta_subcode": error.subcode}
+    ).data
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if http_status == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return Response(body, status=http_status, headers=headers)
+
+
+class MessageSendApi(APIView):
+    permission_classes = [CanSendMessages]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "messenger_send"
+
+    @extend_schema(
+        operation_id="messenger_send",
+        summary="Send a message to a person on Messenger",
+        description=(
+            "Sends `text` to a person who has written to the Page, as the Page, and stores it in their "
+            "conversation as a staff message. Unless STAFF_REPLY_PAUSES_BOT is off, the bot is paused "
+            "for that conversation so it does not talk over a human. Messenger only allows messages "
+            "within 24 hours of the person's last message (outside it: 422)."
+        ),
+        request=MessageSendInputSerializer,
+        responses={
+            200: MessageSendOutputSerializer,
+            400: OpenApiResponse(description="Invalid input; field errors by field name."),
+            401: OpenApiResponse(description="No or invalid credentials."),
+            403: OpenApiResponse(description="Authenticated, but not staff and without the send permission."),
+            422: OpenApiResponse(DeliveryErrorSerializer, description="Facebook says the person cannot be reached."),
+            429: OpenApiResponse(description="Too many requests; see Retry-After."),
+            502: OpenApiResponse(DeliveryErrorSerializer, description="Facebook refused the message (e.g. bad page token)."),
+            503: OpenApiResponse(DeliveryErrorSerializer, description="Facebook is unavailable; try again later."),
+        },
+        examples=[
+            OpenApiExample(
+                "Send a message",
+                request_only=True,
+                value={"recipient_id": "6543210987654321", "text": "Hi! Your order has shipped."},
+            ),
+            OpenApiExample(
+                "Sent",
+                response_only=True,
+                status_codes=["200"],
+                value={"recipient_id": "6543210987654321", "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8ma6AC8fplwlqLP_5cgXIbu7I3rBN0P"},
+            ),
+            OpenApiExample(
+                "Invalid input",
+                response_only=True,
+                status_codes=["400"],
+                value={"recipient_id": ["No conversation with recipient 123: they have not written to the Page."], "text": ["This field may not be blank."]},
+            ),
+            OpenApiExample(
+                "Outside the 24-hour window",
+                response_only=True,
+                status_codes=["422"],
+                value={
+                    "detail": "(#10) This message is sent outside of allowed window. (HTTP 400, code 10/2018278, fbtrace_id AbC123)",
+                    "code": "recipient_unreachable",
+                    "meta_code": 10,
+                    "meta_subcode": 2018278,
+                },
+            ),
+            OpenApiExample(
+                "Bad page token",
+                response_only=True,
+                status_codes=["502"],
+                value={
+                    "detail": "Invalid OAuth access token - Cannot parse access token (HTTP 400, code 190)",
+                    "code": "invalid_page_token",
+                    "meta_code": 190,
+                    "meta_subcode": None,
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = MessageSendInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        psid = serializer.validated_data["recipient_id"]
+        try:
+            messages = staff_message_send(psid=psid, text=serializer.validated_data["text"], sent_by=request.user)
+        except RecipientUnknownError as error:
+            raise serializers.ValidationError({"recipient_id": [str(error)]}) from error
+        except DeliveryError as error:
+            return _delivery_failure_response(error)
+        return Response(MessageSendOutputSerializer({"recipient_id": psid, "message_id": messages[0].external_id}).data)

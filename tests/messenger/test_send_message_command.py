@@ -1,0 +1,64 @@
+import pytest
+from django.core.management import execute_from_command_line
+from django.db import connections
+
+from conversations.models import ChannelIdentity, Contact, Conversation
+
+PSID = "2400000000000001"
+
+
+@pytest.fixture
+def conversation(db):
+    identity = ChannelIdentity.objects.create(
+        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id=PSID
+    )
+    return Conversation.objects.create(identity=identity)
+
+
+@pytest.fixture(autouse=True)
+def keep_test_connection(monkeypatch):
+    # A command run from the command line closes the database connections when it ends;
+    # here that would be the test's own connection, inside its transaction.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+
+
+def send_message(*args: str) -> int:
+    """Run the command as `manage.py` would; its exit status."""
+    try:
+        execute_from_command_line(["manage.py", "send_message", *args])
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+
+def test_prints_the_message_id_and_exits_0(graph, conversation, capsys):
+    assert send_message(PSID, "Your order shipped.") == 0
+
+    message = conversation.messages.get()
+    assert capsys.readouterr().out.strip() == message.external_id
+    assert (message.role, message.status, message.text) == ("staff", "sent", "Your order shipped.")
+    assert [call["json"]["message"]["text"] for call in graph.calls(kind="message")] == ["Your order shipped."]
+
+
+@pytest.mark.parametrize(
+    ("args", "script", "reason_part"),
+    [
+        ((PSID, "Hi"), {"status": 400, "code": 10, "subcode": 2018278}, "outside of allowed window"),
+        ((PSID, "Hi"), {"status": 401, "code": 190}, "access token"),
+        ((PSID, "Hi"), {"status": 500}, "retry your request later"),
+        (("999", "Hi"), None, "No conversation with recipient 999"),
+        (("not-a-psid", "Hi"), None, "recipient_id: A PSID is a string of digits."),
+        ((PSID, "   "), None, "text: This field may not be blank."),
+    ],
+)
+def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(graph, conversation, capsys, args, script, reason_part):
+    if script:
+        graph.script([{"on": "message", **script}])
+
+    assert send_message(*args) != 0
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert reason_part in err
+    assert "Traceback" not in err
