@@ -56,8 +56,9 @@ LOCK_WAIT_SECONDS = 2
 # Messenger only lets a page answer within 24 hours; older messages are not worth re-driving.
 SWEEP_MAX_AGE = timedelta(hours=24)
 _SWEEP_DUE_KEY = "replies:sweep-due"
-# Jobs with these statuses will still run: the sweep must not queue a second one.
-_LIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+# Jobs with these statuses will run (a scheduled one is a retry waiting its turn): the sweep
+# must not queue another, which would multiply the attempts against a failing service.
+_WAITING_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 
 
 def reply_schedule(*, message: Message) -> str | None:
@@ -112,8 +113,8 @@ def replies_sweep() -> int:
 
     Finds messages waiting longer than the grace period (Redis was down when they arrived,
     a worker died mid-job) and pending rate-limit notices. Safe any time and from several
-    workers at once: a message whose job is still alive is skipped, and the job itself is
-    idempotent.
+    workers at once: a message whose job is still waiting to run is skipped, and the job
+    itself is idempotent and serialised per conversation.
     """
     now = timezone.now()
     overdue = selectors.messages_needing_reply_job(
@@ -122,9 +123,13 @@ def replies_sweep() -> int:
     queued = 0
     for message in overdue:
         job_id = _reply_job_id(message)
-        if _job_status(job_id) in _LIVE_JOB_STATUSES:
+        status = _job_status(job_id)
+        if status in _WAITING_JOB_STATUSES:
             continue
-        if _reply_job_enqueue(message=message, job_id=job_id):
+        # A "started" job may have died with its worker (RQ notices only minutes later); a
+        # second job is harmless: it waits for the conversation's lock and finds nothing left
+        # to do if the first one is alive. It gets its own id so neither overwrites the other.
+        if _reply_job_enqueue(message=message, job_id=None if status == JobStatus.STARTED else job_id):
             queued += 1
     if queued:
         logger.info("Recovery sweep re-queued %d reply job(s)", queued)

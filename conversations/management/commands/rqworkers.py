@@ -1,0 +1,52 @@
+"""`manage.py rqworkers`: django-rq's `rqworker-pool`, plus the recovery sweep on a timer.
+
+The pool's supervisor wakes every second to respawn dead workers; here it also queues the
+recovery sweep when it is due (conversations.services.replies.replies_sweep_schedule). So
+the sweep needs no cron or extra process, and it comes back by itself after a Redis
+restart (which loses scheduled jobs) as soon as Redis answers again.
+"""
+from django.core.management.base import BaseCommand, CommandParser
+from django_rq.jobs import get_job_class
+from django_rq.queues import get_queues
+from django_rq.utils import reset_db_connections
+from django_rq.workers import get_worker_class
+from rq.logutils import setup_loghandlers
+from rq.worker_pool import WorkerPool
+
+# Imported here, in the supervisor, so every forked job starts with the job code, the groq
+# SDK and requests already loaded instead of importing them again for each job.
+from conversations import jobs  # noqa: F401
+from conversations.llm import get_groq_client
+from conversations.services.replies import replies_sweep_schedule
+
+
+class SweepingWorkerPool(WorkerPool):
+    def check_workers(self, respawn: bool = True) -> None:
+        super().check_workers(respawn=respawn)
+        replies_sweep_schedule()
+
+
+class Command(BaseCommand):
+    help = "Run a pool of RQ workers (scheduler included) that also schedules the replies' recovery sweep."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", default=["default"], help="queues to work on")
+        parser.add_argument("--num-workers", type=int, default=4, help="worker processes, each one job at a time")
+
+    def handle(self, *args, queues: list[str], num_workers: int, verbosity: int, **options) -> None:
+        logging_level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
+        setup_loghandlers(logging_level)
+        job_class = get_job_class()
+        rq_queues = get_queues(*queues, job_class=job_class)
+        pool = SweepingWorkerPool(
+            queues=rq_queues,
+            connection=rq_queues[0].connection,
+            num_workers=num_workers,
+            worker_class=get_worker_class(),
+            job_class=job_class,
+        )
+        # An unused client holds no connection, so building it before the fork is safe and
+        # spares each job the SDK's client (TLS context) set-up.
+        get_groq_client()
+        reset_db_connections()
+        pool.start(logging_level=logging_level)
