@@ -1,0 +1,18 @@
+import pytest
+
+from tests.e2e.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Web and worker from the Procfile on the test database, shared by a module's tests."""
+    with django_db_blocker.unblock():
+        started = Stack(log_dir=tmp_path_factory.mktemp("processes"))
+        yield started
+        started.stop()
+
+
+@pytest.fixture
+def service(stack, transactional_db):
+    stack.reset()
+    return stack

@@ -1,0 +1,124 @@
+"""The service as deployed, for end-to-end tests: the Procfile's web and worker processes,
+PostgreSQL and Redis, with Graph and Groq stand-ins, driven through signed webhook POSTs."""
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+from tests.messenger.webhook_client import signature, text_message
+from tests.processes import Process, free_port, process_environment, start_web
+from tests.standins.graph import GraphStandIn
+from tests.standins.groq import GroqStandIn
+
+# Short intervals so retries, the sweep and an expired lock happen within a test's patience.
+FAST_ENVIRONMENT = {
+    "REPLY_RETRY_INTERVALS": "1,1,2",
+    "REPLY_SWEEP_INTERVAL_SECONDS": "1",
+    "REPLY_SWEEP_GRACE_SECONDS": "2",
+    "GROQ_TIMEOUT_SECONDS": "5",
+    "REPLY_LOCK_MARGIN_SECONDS": "1",
+    "FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE": "1000",
+    "RQ_WORKERS": "3",
+}
+
+
+class Stack:
+    def __init__(self, *, log_dir: Path, redis_url: str | None = None) -> None:
+        self.graph = GraphStandIn().start()
+        self.groq = GroqStandIn().start()
+        overrides = {"FACEBOOK_GRAPH_API_URL": self.graph.url, "GROQ_BASE_URL": self.groq.url, **FAST_ENVIRONMENT}
+        if redis_url:
+            overrides["REDIS_URL"] = redis_url
+        self.env = process_environment(**overrides)
+        self.log_dir = log_dir
+        self.web, self.base_url = start_web(self.env, log_dir)
+        self.worker = Process("worker", self.env, log_dir)
+
+    def restart_worker(self) -> None:
+        self.worker = Process("worker", self.env, self.log_dir)
+
+    def stop(self) -> None:
+        for process in (self.worker, self.web):
+            process.stop()
+        self.graph.stop()
+        self.groq.stop()
+
+    def reset(self) -> None:
+        self.graph.reset()
+        self.groq.reset()
+
+    def post_text(self, *, psid: str, text: str) -> requests.Response:
+        body = json.dumps(text_message(mid=f"m_{uuid.uuid4().hex}", text=text, psid=psid)).encode()
+        response = requests.post(
+            f"{self.base_url}/api/webhooks/messenger",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature(body)},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response
+
+    def sent_to(self, psid: str) -> list[str]:
+        """Texts Graph accepted for this person, in order."""
+        return [
+            call["json"]["message"]["text"]
+            for call in self.graph.calls(kind="message")
+            if call["psid"] == psid and call["status"] == 200
+        ]
+
+    def message_attempts(self, psid: str) -> int:
+        return len([call for call in self.graph.calls() if call["psid"] == psid])
+
+    def prompts_with(self, marker: str) -> list[dict[str, Any]]:
+        return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+def settle(seconds: float = 1.5) -> None:
+    """Give a duplicate, if there were going to be one, time to show up before counting."""
+    time.sleep(seconds)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, which it may kill and restart (never the shared one)."""
+
+    def __init__(self, *, data_dir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.server: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.data_dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, message="redis-server to start")
+
+    def kill(self) -> None:
+        self.server.kill()
+        self.server.wait()
+
+    def _answers(self) -> bool:
+        try:
+            return redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
+        except redis.ConnectionError:
+            return False
