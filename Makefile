@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev migrate bench-ingest bench-pipeline
+.PHONY: run test install install-dev migrate bench-ingest bench-pipeline chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/python bin/local.py run
 
-test: install-dev
+test: install-dev chromium
 	$(BIN)/python bin/local.py test $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium; install it when missing and apt-get is there.
+# (Never `playwright install`: no browser is downloaded from outside the distribution.)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@[ -x /usr/bin/chromium ] || ! command -v apt-get >/dev/null || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
 
 migrate: install
 	$(BIN)/python manage.py migrate

@@ -196,6 +196,9 @@ class ConversationAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         transcript = conversation_transcript(conversation=obj)
         context.update(
+            # The page is about a person, not a form to change: their name is the heading.
+            title=str(obj.identity.contact),
+            subtitle=None,
             conversation=obj,
             contact=obj.identity.contact,
             transcript=[(message, attachment_links(message.attachments)) for message in transcript],

@@ -30,7 +30,8 @@ def staff_reply_send(
 ) -> list[Message]:
     """Store `text` as staff message(s) in the conversation and send them now, in order.
 
-    Long texts are split like bot replies. With STAFF_REPLY_PAUSES_BOT the bot is paused in
+    Long texts are split like bot replies. Once sent, the client messages that waited for a
+    reply count as answered. With STAFF_REPLY_PAUSES_BOT the bot is paused in
     the same transaction that stores the message, before anything is sent, so a reply the
     bot is about to generate cannot land on top of the human's.
 
@@ -50,6 +51,10 @@ def staff_reply_send(
     except TransientDeliveryError as error:
         outgoing_messages_fail(messages=messages, error=error)
         raise
+    # A person answered what was waiting; once resumed, the bot must not answer it again.
+    conversation.messages.filter(
+        role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lte=messages[0].created_at
+    ).update(status=Message.Status.ANSWERED)
     return messages
 
 

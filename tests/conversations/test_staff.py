@@ -43,6 +43,26 @@ def test_staff_message_is_sent_stored_and_pauses_the_bot(graph, conversation, st
     assert conversation.last_message_text == "We have shipped your order."
 
 
+def test_staff_message_answers_what_was_waiting(graph, conversation):
+    waiting = Message.objects.create(conversation=conversation, role="client", status="received", text="Anyone?")
+
+    staff_message_send(psid=PSID, text="Yes, Maria here.")
+
+    waiting.refresh_from_db()
+    assert waiting.status == "answered"
+
+
+def test_staff_message_not_delivered_answers_nothing(graph, conversation):
+    waiting = Message.objects.create(conversation=conversation, role="client", status="received", text="Anyone?")
+    graph.script([{"on": "message", "status": 400, "code": 551}])
+
+    with pytest.raises(RecipientUnreachableError):
+        staff_message_send(psid=PSID, text="Yes, Maria here.")
+
+    waiting.refresh_from_db()
+    assert waiting.status == "received"
+
+
 def test_staff_message_leaves_the_bot_alone_when_configured_so(graph, conversation, settings):
     settings.STAFF_REPLY_PAUSES_BOT = False
     staff_message_send(psid=PSID, text="Hello")

@@ -1,0 +1,158 @@
+"""A moderator's day in the real web process, through Debian's Chromium driven by Playwright.
+
+The browser is /usr/bin/chromium (`make test` installs it with apt-get when it is missing);
+Playwright never downloads one. Meta's Graph API is the local stand-in.
+"""
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from playwright.sync_api import Page, expect, sync_playwright
+
+from conversations.models import ChannelIdentity, Contact, Conversation, Message
+from tests.processes import BASE_DIR, VENV_BIN, process_environment, start_web
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = BASE_DIR / "test-artifacts"
+PASSWORD = "a-moderator-password"
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
+
+
+@pytest.fixture
+def web(transactional_db, graph_standin, tmp_path):
+    """The Procfile's web process on this suite's database, its Graph API the stand-in."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium).")
+    graph_standin.reset()
+    env = process_environment(FACEBOOK_GRAPH_API_URL=graph_standin.url)
+    # With DEBUG off the admin's CSS comes from collected, hashed files, as in production.
+    subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "collectstatic", "--noinput"],
+        cwd=BASE_DIR, env=env, check=True, capture_output=True,
+    )
+    process, base_url = start_web(env, tmp_path)
+    yield base_url
+    process.stop()
+
+
+@contextmanager
+def chromium_page(profile_dir: Path) -> Iterator[Page]:
+    """A page in Debian's Chromium. No ORM calls inside: Playwright runs its own event loop
+    (and greenlets) in this thread, where Django would open a second, unmanaged connection."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=profile_dir,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def inbox(db):
+    # Hashed the way the web process checks passwords (the suite's settings use a faster hasher).
+    hasher = PBKDF2PasswordHasher()
+    moderator = get_user_model().objects.create(
+        username="maria", password=hasher.encode(PASSWORD, hasher.salt()), is_staff=True
+    )
+    moderator.groups.add(Group.objects.get(name="Moderators"))
+    now = timezone.now()
+    conversations = {}
+    for name, psid, minutes_ago in [("Ada Lovelace", "2400000000000001", 2), ("Grace Hopper", "2400000000000002", 40)]:
+        identity = ChannelIdentity.objects.create(
+            contact=Contact.objects.create(name=name), page_id="1001", external_id=psid
+        )
+        conversations[name] = Conversation.objects.create(
+            identity=identity, last_activity_at=now - timedelta(minutes=minutes_ago)
+        )
+    ada = conversations["Ada Lovelace"]
+    for minutes_ago, fields in [
+        (9, {"role": "client", "status": "answered", "text": "Hi! Do you ship to Lisbon?"}),
+        (8, {"role": "ai", "status": "sent", "text": "Yes, we ship to Lisbon in 3 to 5 working days.",
+             "sent_at": now, "delivered_at": now, "read_at": now}),
+        (5, {"role": "client", "status": "answered", "text": "Here is my order confirmation",
+             "attachments": [{"type": "file", "url": "https://cdn.example/order-1042.pdf", "title": "order-1042.pdf"}]}),
+        (4, {"role": "ai", "status": "failed", "text": "",
+             "error_detail": "Groq did not answer in time (timeout after 30 s)"}),
+        (3, {"role": "system", "status": "sent", "text": "Sorry, I couldn't answer your message just now.",
+             "sent_at": now, "delivered_at": now}),
+        (2, {"role": "client", "status": "received", "text": "Can a person check my order 1042, please?"}),
+    ]:
+        Message.objects.create(conversation=ada, created_at=now - timedelta(minutes=minutes_ago), **fields)
+    Conversation.objects.filter(pk=ada.pk).update(last_message_text="Can a person check my order 1042, please?")
+    return ada, moderator
+
+
+def test_moderator_finds_a_conversation_takes_over_and_replies(inbox, web, graph_standin, tmp_path):
+    ada, moderator = inbox
+    with chromium_page(tmp_path / "chromium-profile") as page:
+        moderator_takes_over(page, base_url=web)
+
+    [call] = graph_standin.calls(kind="message")
+    assert call["psid"] == "2400000000000001"
+    assert call["json"]["message"]["text"].startswith("Hello Ada, Maria here.")
+    ada.refresh_from_db()
+    assert (ada.bot_active, ada.bot_paused_by) == (False, moderator)
+    assert ada.messages.get(role="staff").sent_by == moderator
+
+
+def moderator_takes_over(page: Page, *, base_url: str) -> None:
+    """Log in, search, read the transcript, pause the bot, reply, see the reply; screenshot."""
+    page.goto(f"{base_url}/admin/conversations/conversation/")
+    page.fill("#id_username", "maria")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    # The list: both conversations, newest activity first; then search by name.
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Ada Lovelace")
+    expect(rows.first).to_contain_text("Unanswered")
+    page.fill("#searchbar", "Lovelace")
+    page.press("#searchbar", "Enter")
+    expect(rows).to_have_count(1)
+    page.click("#result_list >> text=Ada Lovelace")
+
+    # The transcript, oldest first, the failure flagged with its reason.
+    transcript = page.locator("ol.transcript")
+    expect(transcript.locator("li.message")).to_have_count(6)
+    expect(transcript.locator("li.message").first).to_contain_text("Do you ship to Lisbon?")
+    expect(transcript.locator("li.message-ai.status-failed")).to_contain_text("Groq did not answer in time")
+    expect(transcript.locator("a", has_text="order-1042.pdf")).to_have_attribute("href", "https://cdn.example/order-1042.pdf")
+
+    page.click("button:has-text('Pause bot')")
+    expect(page.locator(".messagelist")).to_contain_text("Bot paused")
+    expect(page.locator(".bot-state")).to_contain_text("Bot paused")
+
+    page.fill("textarea[name=text]", "Hello Ada, Maria here. Order 1042 left our warehouse this morning.")
+    page.click("button:has-text('Send')")
+    expect(page.locator(".messagelist")).to_contain_text("Reply sent.")
+    last = transcript.locator("li.message").last
+    expect(last).to_have_class("message message-staff status-sent")
+    expect(last).to_contain_text("Order 1042 left our warehouse")
+    expect(last).to_contain_text("maria")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "conversation-page.png", full_page=True)
