@@ -1,6 +1,9 @@
 """The service as deployed, for end-to-end tests: the Procfile's web and worker processes,
 PostgreSQL and Redis, with Graph and Groq stand-ins, driven through signed webhook POSTs."""
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 import uuid
@@ -40,6 +43,18 @@ class Stack:
         self.web, self.base_url = start_web(self.env, log_dir)
         self.worker = Process("worker", self.env, log_dir)
 
+    def kill_worker(self) -> None:
+        """SIGKILL the worker and every process under it at once, as a container's death would.
+
+        RQ runs each job in a process group of its own, so killing the worker's group alone
+        would leave the job running.
+        """
+        pids = [self.worker.popen.pid, *_descendants(self.worker.popen.pid)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.worker.wait(timeout=10)
+
     def restart_worker(self) -> None:
         self.worker = Process("worker", self.env, self.log_dir)
 
@@ -77,6 +92,21 @@ class Stack:
 
     def prompts_with(self, marker: str) -> list[dict[str, Any]]:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may contain spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str = "condition") -> Any:

@@ -1,16 +1,18 @@
 """`manage.py rqworkers`: django-rq's `rqworker-pool`, plus the recovery sweep on a timer.
 
 The pool's supervisor wakes every second to respawn dead workers; here it also queues the
-recovery sweep when it is due (conversations.services.replies.replies_sweep_schedule). So
-the sweep needs no cron or extra process, and it comes back by itself after a Redis
-restart (which loses scheduled jobs) as soon as Redis answers again.
+recovery sweep when it is due (conversations.services.replies.replies_sweep_schedule) and
+restarts RQ's scheduler if it died. So the sweep needs no cron or extra process, and both
+come back by themselves after a Redis restart (which loses scheduled jobs) or a SIGKILL.
 """
 from django.core.management.base import BaseCommand, CommandParser
 from django_rq.jobs import get_job_class
 from django_rq.queues import get_queues
 from django_rq.utils import reset_db_connections
 from django_rq.workers import get_worker_class
+from redis.exceptions import RedisError
 from rq.logutils import setup_loghandlers
+from rq.scheduler import RQScheduler
 from rq.worker_pool import WorkerPool
 
 # Imported here, in the supervisor, so every forked job starts with the job code, the groq
@@ -21,9 +23,37 @@ from conversations.services.replies import replies_sweep_schedule
 
 
 class SweepingWorkerPool(WorkerPool):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._scheduler = RQScheduler(self.queues, connection=self.connection)
+
     def check_workers(self, respawn: bool = True) -> None:
         super().check_workers(respawn=respawn)
+        self._scheduler_revive()
         replies_sweep_schedule()
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        super().request_stop(signum, frame)
+        if self._scheduler_alive():
+            self._scheduler._process.terminate()
+
+    def _scheduler_revive(self) -> None:
+        """Run RQ's scheduler (retries, delayed jobs) here when no one does.
+
+        Workers start it only at birth and then every ten minutes; a scheduler that died with
+        a Redis outage, or whose lock a SIGKILLed worker left behind (it expires after a
+        minute), would leave retries waiting that long.
+        """
+        if self._scheduler_alive():
+            return
+        try:
+            self._scheduler.acquire_locks(auto_start=True)
+        except RedisError:
+            pass  # the workers log the outage; try again next second
+
+    def _scheduler_alive(self) -> bool:
+        process = self._scheduler._process
+        return process is not None and process.is_alive()
 
 
 class Command(BaseCommand):
