@@ -79,6 +79,10 @@ def _delivery_failure_response(error: DeliveryError) -> Response:
     return Response(body, status=http_status, headers=headers)
 
 
+def _response_example(name: str, *, status_code: int, value: dict) -> OpenApiExample:
+    return OpenApiExample(name, response_only=True, status_codes=[str(status_code)], value=value)
+
+
 class MessageSendApi(APIView):
     permission_classes = [CanSendMessages]
     throttle_classes = [ScopedRateThrottle]
@@ -110,33 +114,30 @@ class MessageSendApi(APIView):
                 request_only=True,
                 value={"recipient_id": "6543210987654321", "text": "Hi! Your order has shipped."},
             ),
-            OpenApiExample(
-                "Sent",
-                response_only=True,
-                status_codes=["200"],
-                value={"recipient_id": "6543210987654321", "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8ma6AC8fplwlqLP_5cgXIbu7I3rBN0P"},
+            _response_example(
+                "Sent", status_code=200, value={"recipient_id": "6543210987654321", "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"}
             ),
-            OpenApiExample(
+            _response_example(
                 "Invalid input",
-                response_only=True,
-                status_codes=["400"],
-                value={"recipient_id": ["No conversation with recipient 123: they have not written to the Page."], "text": ["This field may not be blank."]},
-            ),
-            OpenApiExample(
-                "Outside the 24-hour window",
-                response_only=True,
-                status_codes=["422"],
+                status_code=400,
                 value={
-                    "detail": "(#10) This message is sent outside of allowed window. (HTTP 400, code 10/2018278, fbtrace_id AbC123)",
+                    "recipient_id": ["No conversation with recipient 123: they have not written to the Page."],
+                    "text": ["This field may not be blank."],
+                },
+            ),
+            _response_example(
+                "Outside the 24-hour window",
+                status_code=422,
+                value={
+                    "detail": "(#10) This message is sent outside of allowed window. (HTTP 400, code 10/2018278)",
                     "code": "recipient_unreachable",
                     "meta_code": 10,
                     "meta_subcode": 2018278,
                 },
             ),
-            OpenApiExample(
+            _response_example(
                 "Bad page token",
-                response_only=True,
-                status_codes=["502"],
+                status_code=502,
                 value={
                     "detail": "Invalid OAuth access token - Cannot parse access token (HTTP 400, code 190)",
                     "code": "invalid_page_token",

@@ -43,3 +43,14 @@ def graph(graph_standin, settings):
     graph_standin.reset()
     settings.FACEBOOK_GRAPH_API_URL = graph_standin.url
     return graph_standin
+
+
+@pytest.fixture
+def ada_conversation(db):
+    """A conversation with Ada, who has written to page 1001 (so the Page may write back)."""
+    from conversations.models import ChannelIdentity, Contact, Conversation
+
+    identity = ChannelIdentity.objects.create(
+        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id="2400000000000001"
+    )
+    return Conversation.objects.create(identity=identity)

@@ -6,24 +6,14 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from conversations.models import ChannelIdentity, Contact, Conversation
-
 URL = "/api/integrations/messenger/send"
-PSID = "2400000000000001"
+PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
 
 
 @pytest.fixture(autouse=True)
 def fresh_throttle():
     # DRF keeps throttle history in the cache; each test starts with a full allowance.
     cache.clear()
-
-
-@pytest.fixture
-def conversation(db):
-    identity = ChannelIdentity.objects.create(
-        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id=PSID
-    )
-    return Conversation.objects.create(identity=identity)
 
 
 @pytest.fixture
@@ -41,20 +31,20 @@ def token_client(integration_user):
     return client
 
 
-def test_token_user_with_the_permission_sends_and_gets_the_message_id(graph, conversation, token_client, integration_user):
+def test_token_user_with_the_permission_sends_and_gets_the_message_id(graph, ada_conversation, token_client, integration_user):
     response = token_client.post(URL, {"recipient_id": PSID, "text": "Your order shipped."}, format="json")
 
     assert response.status_code == 200
-    message = conversation.messages.get()
+    message = ada_conversation.messages.get()
     assert response.json() == {"recipient_id": PSID, "message_id": message.external_id}
     [call] = graph.calls(kind="message")
     assert call["json"]["message"]["text"] == "Your order shipped."
     assert (message.role, message.status, message.sent_by) == ("staff", "sent", integration_user)
-    conversation.refresh_from_db()
-    assert not conversation.bot_active
+    ada_conversation.refresh_from_db()
+    assert not ada_conversation.bot_active
 
 
-def test_staff_session_may_send(graph, conversation):
+def test_staff_session_may_send(graph, ada_conversation):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.create_user("agent", is_staff=True))
     response = client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
@@ -63,25 +53,25 @@ def test_staff_session_may_send(graph, conversation):
     assert graph.calls() == []
 
 
-def test_staff_session_with_csrf_token_sends(graph, conversation, admin_client):
+def test_staff_session_with_csrf_token_sends(graph, ada_conversation, admin_client):
     response = admin_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["message_id"].startswith("m_")
 
 
-def test_anonymous_caller_is_refused(graph, conversation):
+def test_anonymous_caller_is_refused(graph, ada_conversation):
     response = APIClient().post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
     assert response.status_code == 401
     assert graph.calls() == []
 
 
-def test_wrong_token_is_refused(graph, conversation):
+def test_wrong_token_is_refused(graph, ada_conversation):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     assert client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json").status_code == 401
 
 
-def test_user_without_the_permission_is_forbidden(graph, conversation):
+def test_user_without_the_permission_is_forbidden(graph, ada_conversation):
     client = APIClient()
     client.force_authenticate(get_user_model().objects.create_user("someone"))
     assert client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json").status_code == 403
@@ -101,15 +91,15 @@ def test_user_without_the_permission_is_forbidden(graph, conversation):
         ({"recipient_id": "999999", "text": "Hi"}, "recipient_id"),
     ],
 )
-def test_invalid_input_gets_field_errors_and_sends_nothing(graph, conversation, token_client, payload, field):
+def test_invalid_input_gets_field_errors_and_sends_nothing(graph, ada_conversation, token_client, payload, field):
     response = token_client.post(URL, payload, format="json")
     assert response.status_code == 400
     assert field in response.json()
     assert graph.calls() == []
-    assert not conversation.messages.exists()
+    assert not ada_conversation.messages.exists()
 
 
-def test_malformed_json_is_a_400(graph, conversation, token_client):
+def test_malformed_json_is_a_400(graph, ada_conversation, token_client):
     response = token_client.post(URL, "{not json", content_type="application/json")
     assert response.status_code == 400
 
@@ -125,8 +115,9 @@ def test_malformed_json_is_a_400(graph, conversation, token_client):
     ],
 )
 def test_graph_failures_are_clear_responses_and_the_message_is_kept_as_failed(
-    graph, conversation, token_client, settings, script, status, code, meta_code, reason_part
+    graph, ada_conversation, token_client, settings, script, status, code, meta_code, reason_part
 ):
+
     graph.script([{"on": "message", **script}])
 
     response = token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
@@ -136,19 +127,19 @@ def test_graph_failures_are_clear_responses_and_the_message_is_kept_as_failed(
     assert (body["code"], body["meta_code"]) == (code, meta_code)
     assert reason_part in body["detail"]
     assert settings.FACEBOOK_PAGE_ACCESS_TOKEN not in body["detail"]
-    message = conversation.messages.get()
+    message = ada_conversation.messages.get()
     assert (message.status, message.role) == ("failed", "staff")
     assert reason_part in message.error_detail
 
 
-def test_unavailable_facebook_says_when_to_retry(graph, conversation, token_client):
+def test_unavailable_facebook_says_when_to_retry(graph, ada_conversation, token_client):
     graph.script([{"on": "message", "status": 503}])
     response = token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
 
 
-def test_long_text_is_split_and_the_first_part_id_returned(graph, conversation, token_client):
+def test_long_text_is_split_and_the_first_part_id_returned(graph, ada_conversation, token_client):
     text = "A sentence that keeps going. " * 150
 
     response = token_client.post(URL, {"recipient_id": PSID, "text": text}, format="json")
@@ -156,12 +147,12 @@ def test_long_text_is_split_and_the_first_part_id_returned(graph, conversation, 
     assert response.status_code == 200
     calls = graph.calls(kind="message")
     assert len(calls) == 3
-    first = conversation.messages.order_by("id").first()
+    first = ada_conversation.messages.order_by("id").first()
     assert response.json()["message_id"] == first.external_id
     assert calls[0]["json"]["message"]["text"] == first.text
 
 
-def test_the_endpoint_is_throttled(graph, conversation, token_client, monkeypatch):
+def test_the_endpoint_is_throttled(graph, ada_conversation, token_client, monkeypatch):
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"messenger_send": "2/min"})
     statuses = [
         token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json").status_code for _ in range(3)

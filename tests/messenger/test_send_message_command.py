@@ -2,17 +2,7 @@ import pytest
 from django.core.management import execute_from_command_line
 from django.db import connections
 
-from conversations.models import ChannelIdentity, Contact, Conversation
-
-PSID = "2400000000000001"
-
-
-@pytest.fixture
-def conversation(db):
-    identity = ChannelIdentity.objects.create(
-        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id=PSID
-    )
-    return Conversation.objects.create(identity=identity)
+PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
 
 
 @pytest.fixture(autouse=True)
@@ -31,10 +21,10 @@ def send_message(*args: str) -> int:
     return 0
 
 
-def test_prints_the_message_id_and_exits_0(graph, conversation, capsys):
+def test_prints_the_message_id_and_exits_0(graph, ada_conversation, capsys):
     assert send_message(PSID, "Your order shipped.") == 0
 
-    message = conversation.messages.get()
+    message = ada_conversation.messages.get()
     assert capsys.readouterr().out.strip() == message.external_id
     assert (message.role, message.status, message.text) == ("staff", "sent", "Your order shipped.")
     assert [call["json"]["message"]["text"] for call in graph.calls(kind="message")] == ["Your order shipped."]
@@ -51,7 +41,8 @@ def test_prints_the_message_id_and_exits_0(graph, conversation, capsys):
         ((PSID, "   "), None, "text: This field may not be blank."),
     ],
 )
-def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(graph, conversation, capsys, args, script, reason_part):
+
+def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(graph, ada_conversation, capsys, args, script, reason_part):
     if script:
         graph.script([{"on": "message", **script}])
 
