@@ -113,6 +113,18 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
+        # A pasted PSID is found by one index probe, not by also scanning every message's text;
+        # other digits (an order number, say) still search the messages.
+        term = search_term.strip()
+        if term.isdigit():
+            by_psid = queryset.filter(identity__external_id=term)
+            if by_psid.exists():
+                return by_psid, False
+        return super().get_search_results(request, queryset, search_term)
+
     # --- list columns ---------------------------------------------------------------------
 
     @admin.display(description="Contact", ordering="identity__contact__name")
