@@ -172,14 +172,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
-    },
+    # Not the manifest storage: the web process must serve the admin's CSS even where no
+    # collectstatic step ran (a bare Procfile deploy); collected files are used when present.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+WHITENOISE_USE_FINDERS = True
 
 # Production defaults: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 if not DEBUG:

@@ -40,7 +40,5 @@ from config.settings import *  # noqa: E402,F403
 
 # Fast hashing: the suite creates users, it does not need to resist brute force.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-# Static files straight from the apps, as in development: the suite never runs collectstatic.
+# Static files straight from the apps: the suite never runs collectstatic.
 STATIC_ROOT = None
-WHITENOISE_USE_FINDERS = True

@@ -3,7 +3,6 @@
 The browser is /usr/bin/chromium (`make test` installs it with apt-get when it is missing);
 Playwright never downloads one. Meta's Graph API is the local stand-in.
 """
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,7 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from conversations.models import ChannelIdentity, Contact, Conversation, Message
-from tests.processes import BASE_DIR, VENV_BIN, process_environment, start_web
+from tests.processes import BASE_DIR, process_environment, start_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -42,11 +41,6 @@ def web(transactional_db, graph_standin, tmp_path):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium).")
     graph_standin.reset()
     env = process_environment(FACEBOOK_GRAPH_API_URL=graph_standin.url)
-    # With DEBUG off the admin's CSS comes from collected, hashed files, as in production.
-    subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "collectstatic", "--noinput"],
-        cwd=BASE_DIR, env=env, check=True, capture_output=True,
-    )
     process, base_url = start_web(env, tmp_path)
     yield base_url
     process.stop()
