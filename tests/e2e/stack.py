@@ -49,7 +49,7 @@ class Stack:
         RQ runs each job in a process group of its own, so killing the worker's group alone
         would leave the job running.
         """
-        pids = [self.worker.popen.pid, *_descendants(self.worker.popen.pid)]
+        pids = [self.worker.popen.pid, *process_descendants(self.worker.popen.pid)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -94,7 +94,7 @@ class Stack:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
 
 
-def _descendants(pid: int) -> list[int]:
+def process_descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
@@ -120,7 +120,7 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str 
         time.sleep(0.05)
 
 
-def settle(seconds: float = 1.5) -> None:
+def settle(seconds: float = 1.0) -> None:
     """Give a duplicate, if there were going to be one, time to show up before counting."""
     time.sleep(seconds)
 
