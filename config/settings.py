@@ -6,6 +6,7 @@ With DEBUG off the service refuses to start without its production secrets
 from pathlib import Path
 
 import environ
+import redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -123,12 +124,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
+# One connection pool per process for every django-rq caller (enqueueing, health check,
+# workers). Given a "URL", django-rq builds a new client and pool on each call, so every
+# enqueue would open a TCP connection, and it ignores CONNECTION_KWARGS. The pool connects
+# lazily and redis-py renews it in forked processes (gunicorn workers, RQ's work horses).
+# Fail fast when Redis is down: the webhook must still answer in milliseconds.
+REDIS_POOL = redis.ConnectionPool.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
 RQ_QUEUES = {
     "default": {
-        "URL": REDIS_URL,
+        # HOST and PORT are required by django-rq but unused: the pool decides.
+        "HOST": REDIS_POOL.connection_kwargs.get("host", ""),
+        "PORT": REDIS_POOL.connection_kwargs.get("port", 0),
+        "DB": REDIS_POOL.connection_kwargs.get("db", 0),
+        "REDIS_CLIENT_KWARGS": {"connection_pool": REDIS_POOL},
         "DEFAULT_TIMEOUT": 180,
-        # Fail fast when Redis is down: the webhook must still answer in milliseconds.
-        "CONNECTION_KWARGS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     },
 }
 # Services enqueue inside their own transaction.on_commit callbacks, where they can
