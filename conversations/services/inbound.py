@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 
 from conversations.models import ChannelIdentity, Conversation, Message
 from conversations.ratelimit import RateLimitVerdict, rate_limit_hit
+from conversations.selectors import RATE_LIMIT_NOTICE_PENDING
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.replies import reply_schedule
 from messenger.events import (
@@ -108,6 +109,7 @@ def _client_message_store(
     details: dict[str, Any],
     reply_to_mid: str | None = None,
 ) -> Message | None:
+    external_id = _id(mid, kind="mid") if mid else None
     conversation = _conversation_for(event=event)
     if event.channel == "standby":
         # Another app (usually the Page inbox) has thread control: someone else is answering.
@@ -116,7 +118,7 @@ def _client_message_store(
         conversation=conversation,
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
-        external_id=_id(mid, kind="mid") if mid else None,
+        external_id=external_id,
         text=_storable_text(text or ""),
         attachments=_storable_json(attachments),
         details=_storable_json({key: value for key, value in details.items() if value is not None}),
@@ -140,7 +142,7 @@ def _message_rate_limit(*, message: Message, notice: bool) -> None:
     message.status = Message.Status.RATE_LIMITED
     if notice:
         # The reply job sends this one short notice and marks it "sent" (DESIGN rule 9).
-        message.details["rate_limit_notice"] = "pending"
+        message.details["rate_limit_notice"] = RATE_LIMIT_NOTICE_PENDING
     message.save(update_fields=["status", "details"])
 
 
@@ -150,12 +152,13 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         settings.FACEBOOK_APP_ID and str(event.app_id) == settings.FACEBOOK_APP_ID
     ):
         return None
+    external_id = _id(event.mid, kind="mid")
     conversation = _conversation_for(event=event)
     message = _message_create(
         conversation=conversation,
         role=Message.Role.STAFF,
         status=Message.Status.SENT,
-        external_id=_id(event.mid, kind="mid"),
+        external_id=external_id,
         text=_storable_text(event.text or ""),
         attachments=_storable_json([_attachment_json(attachment) for attachment in event.attachments]),
         sent_at=event.timestamp,
