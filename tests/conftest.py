@@ -3,6 +3,7 @@ from django.db import connection
 from django_rq import get_connection
 
 from tests.standins.graph import GraphStandIn
+from tests.standins.groq import GroqStandIn
 
 
 def pytest_report_header(config):
@@ -43,6 +44,24 @@ def graph(graph_standin, settings):
     graph_standin.reset()
     settings.FACEBOOK_GRAPH_API_URL = graph_standin.url
     return graph_standin
+
+
+@pytest.fixture(scope="session")
+def groq_service_standin():
+    with GroqStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def groq(groq_service_standin, monkeypatch):
+    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL (read by the SDK's client)."""
+    from conversations.llm import get_groq_client
+
+    groq_service_standin.reset()
+    monkeypatch.setenv("GROQ_BASE_URL", groq_service_standin.url)
+    get_groq_client.cache_clear()
+    yield groq_service_standin
+    get_groq_client.cache_clear()
 
 
 @pytest.fixture

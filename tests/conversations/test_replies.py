@@ -7,7 +7,7 @@ from django.utils import timezone
 from django_rq import get_queue
 from rq.job import Job, JobStatus
 
-from conversations.llm import TransientLLMError, get_groq_client
+from conversations.llm import TransientLLMError
 from conversations.models import Message
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.replies import (
@@ -20,27 +20,11 @@ from conversations.services.replies import (
     reply_schedule,
 )
 from messenger.errors import TransientDeliveryError
-from tests.standins.groq import GroqStandIn, echo_answer
+from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.django_db
 PAGE_ID = "104728561934527"
 PSID = "7395028461739201"
-
-
-@pytest.fixture(scope="session")
-def groq_standin():
-    with GroqStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
-def groq(groq_standin, monkeypatch):
-    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL."""
-    groq_standin.reset()
-    monkeypatch.setenv("GROQ_BASE_URL", groq_standin.url)
-    get_groq_client.cache_clear()
-    yield groq_standin
-    get_groq_client.cache_clear()
 
 
 @pytest.fixture

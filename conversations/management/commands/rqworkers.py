@@ -21,6 +21,7 @@ from rq.worker_pool import WorkerPool
 # Imported here, in the supervisor, so the workers it forks start with the job code, the
 # groq SDK and requests already loaded (and share those pages).
 from conversations import jobs  # noqa: F401
+from conversations.llm import get_groq_client
 from conversations.services.replies import replies_sweep_schedule
 
 
@@ -94,5 +95,8 @@ class Command(BaseCommand):
             worker_class=InProcessWorker,
             job_class=job_class,
         )
+        # The client and the SDK's lazily imported resources, built once here (no connection is
+        # opened) and inherited by every worker, instead of on each worker's first job.
+        get_groq_client().chat.completions  # noqa: B018
         reset_db_connections()
         pool.start(logging_level=logging_level)
