@@ -17,6 +17,7 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
@@ -79,13 +80,10 @@ def reply_retry(*, message: Message) -> str | None:
     client_message = message if message.role == Message.Role.CLIENT else message.reply_to
     if client_message is None:
         raise ValueError("This message answers no client message, so there is nothing to retry.")
-    with transaction.atomic():
-        client_message.conversation.messages.filter(
-            role=Message.Role.CLIENT, status=Message.Status.FAILED, created_at__lte=client_message.created_at
-        ).update(status=Message.Status.RECEIVED, error_code="", error_detail="")
-        Message.objects.filter(pk=client_message.pk).update(
-            status=Message.Status.RECEIVED, error_code="", error_detail=""
-        )
+    client_message.conversation.messages.filter(
+        Q(status=Message.Status.FAILED, created_at__lte=client_message.created_at) | Q(pk=client_message.pk),
+        role=Message.Role.CLIENT,
+    ).update(status=Message.Status.RECEIVED, error_code="", error_detail="")
     return _reply_job_enqueue(message=client_message, job_id=_reply_job_id(client_message))
 
 
@@ -176,7 +174,10 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
 
 
 def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[Message]:
-    """The reply to `waiting`, stored as parts to send; `waiting` marked answered in the same transaction."""
+    """The reply to `waiting`, stored as parts to send; `waiting` marked answered in the same transaction.
+
+    No parts (and `waiting` left as it is) when the bot was paused meanwhile.
+    """
     if any(message.text.strip() for message in waiting):
         _sender_actions_send(conversation=conversation)
         history = selectors.messages_history(
@@ -188,6 +189,10 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
     else:
         completion, text, role = None, ATTACHMENT_REPLY_TEXT, Message.Role.SYSTEM
     with transaction.atomic():
+        # Staff may have taken over during the LLM call: their send pauses the bot in the
+        # transaction that stores their message, so this row lock orders the two.
+        if not Conversation.objects.select_for_update().filter(pk=conversation.pk, bot_active=True).exists():
+            return []
         reply = outgoing_text_store(
             conversation=conversation, text=text, role=role, reply_to=waiting[-1], completion=completion
         )

@@ -1,8 +1,10 @@
 """The reply job's work, run in-process against the Graph and Groq stand-ins, PostgreSQL and Redis."""
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_rq import get_queue
 from rq.job import Job, JobStatus
@@ -20,6 +22,7 @@ from conversations.services.replies import (
     reply_schedule,
 )
 from messenger.errors import TransientDeliveryError
+from tests.e2e.stack import wait_for
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.django_db
@@ -242,6 +245,30 @@ def test_a_paused_bot_does_not_answer(services, conversation):
     assert groq.calls() == [] and graph.calls() == []
     message.refresh_from_db()
     assert message.status == Message.Status.RECEIVED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bot_paused_during_the_llm_call_does_not_send_the_answer(services, conversation):
+    graph, groq = services
+    groq.script([{"delay": 1}])
+    message = client_message(conversation)
+    job = threading.Thread(target=reply_in_own_connection, kwargs={"message_id": message.pk})
+    job.start()
+
+    wait_for(groq.calls, message="the LLM call")
+    conversation_bot_pause(conversation=conversation)
+    job.join()
+
+    assert graph.calls(kind="message") == []
+    message.refresh_from_db()
+    assert message.status == Message.Status.RECEIVED
+
+
+def reply_in_own_connection(*, message_id: int) -> None:
+    try:
+        reply_produce(message_id=message_id, final_attempt=True)
+    finally:
+        connection.close()
 
 
 def test_attachments_alone_get_the_fixed_reply_without_the_llm(services, conversation):
