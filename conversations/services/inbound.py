@@ -4,15 +4,16 @@ Takes the typed events of messenger.events (never Meta's JSON) and turns them in
 all in one transaction, so an acknowledged webhook is a stored one (DESIGN rule 5).
 Reply jobs are enqueued only once that transaction has committed.
 
-Dedup: a Messenger `mid` is Message.external_id, unique in the database. A redelivered
-mid, even one racing its twin from another worker, fails that constraint inside its own
-savepoint and is acknowledged without being stored or answered again (rule 4).
+Dedup: a Messenger `mid` is Message.external_id, unique in the database, so the database
+decides, also between twins racing from two workers. A delivery carrying a mid already
+stored fails that constraint and rolls back; it is then stored again without the mids
+already there, and acknowledged: nothing is stored or answered twice (rule 4).
 """
 import functools
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -55,12 +56,22 @@ class _UnstorableEvent(ValueError):
     """An event whose ids cannot be Meta's; it is skipped and logged, the batch goes on."""
 
 
-def inbound_events_store(*, events: Iterable[Event]) -> None:
+def inbound_events_store(*, events: Sequence[Event]) -> None:
     """Store every event of one webhook delivery in one transaction.
 
     New client messages get a reply job once the transaction commits, unless the sender is
     over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
     """
+    try:
+        _events_store(events=events)
+    except IntegrityError:
+        # A mid of this delivery is already stored: Meta redelivered it, or its twin committed
+        # first. Redeliveries are rare, so they take this second pass instead of every
+        # message paying for a savepoint.
+        _events_store(events=_events_not_stored(events=events))
+
+
+def _events_store(*, events: Sequence[Event]) -> None:
     stored: dict[int, Message] = {}
     with transaction.atomic():
         for event in events:
@@ -76,6 +87,20 @@ def inbound_events_store(*, events: Iterable[Event]) -> None:
             _conversation_touch(message=stored[conversation_id])
 
 
+def _events_not_stored(*, events: Sequence[Event]) -> list[Event]:
+    mids = {mid for event in events if (mid := _stored_mid(event))}
+    stored = set(Message.objects.filter(external_id__in=mids).values_list("external_id", flat=True))
+    logger.info("Ignored redelivered messages: mids=%s", ", ".join(sorted(stored)))
+    return [event for event in events if _stored_mid(event) not in stored]
+
+
+def _stored_mid(event: Event) -> str | None:
+    """The mid that storing `event` would insert, if any."""
+    if isinstance(event, MessageEvent | PostbackEvent) and event.mid and _ID.fullmatch(event.mid):
+        return event.mid
+    return None
+
+
 def _message_receive(event: MessageEvent) -> Message | None:
     if event.is_echo:
         return _echo_receive(event)
@@ -89,7 +114,7 @@ def _message_receive(event: MessageEvent) -> Message | None:
     )
 
 
-def _postback_receive(event: PostbackEvent) -> Message | None:
+def _postback_receive(event: PostbackEvent) -> Message:
     # The button's title is what the person saw and tapped, so it is what gets answered.
     return _client_message_store(
         event=event,
@@ -108,13 +133,13 @@ def _client_message_store(
     attachments: list[dict[str, Any]],
     details: dict[str, Any],
     reply_to_mid: str | None = None,
-) -> Message | None:
+) -> Message:
     external_id = _id(mid, kind="mid") if mid else None
     conversation = _conversation_for(event=event)
     if event.channel == "standby":
         # Another app (usually the Page inbox) has thread control: someone else is answering.
         conversation_bot_pause(conversation=conversation, by=None)
-    message = _message_create(
+    message = Message.objects.create(
         conversation=conversation,
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
@@ -126,9 +151,6 @@ def _client_message_store(
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
-    if message is None:
-        logger.info("Ignored redelivered message: sender=%s mid=%s", event.psid, mid)
-        return None
     verdict = rate_limit_hit(sender=f"{event.page_id}:{event.psid}")
     if verdict is RateLimitVerdict.ALLOWED:
         transaction.on_commit(functools.partial(reply_schedule, message=message), robust=True)
@@ -154,7 +176,7 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         return None
     external_id = _id(event.mid, kind="mid")
     conversation = _conversation_for(event=event)
-    message = _message_create(
+    message = Message.objects.create(
         conversation=conversation,
         role=Message.Role.STAFF,
         status=Message.Status.SENT,
@@ -164,8 +186,6 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
-    if message is None:  # already stored: a send of ours recorded with its message id
-        return None
     conversation_bot_pause(conversation=conversation, by=None)
     logger.info("Staff replied from another app; bot paused: sender=%s mid=%s", event.psid, event.mid)
     return message
@@ -223,15 +243,6 @@ def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:
 
 def _outgoing_messages(*, event: Event) -> QuerySet[Message]:
     return Message.objects.filter(conversation__identity__in=_identity(event=event), role__in=OUTGOING_ROLES)
-
-
-def _message_create(**fields: Any) -> Message | None:
-    """The new message, or None when its mid is already stored."""
-    try:
-        with transaction.atomic():
-            return Message.objects.create(**fields)
-    except IntegrityError:
-        return None
 
 
 def _message_by_mid(*, mid: str | None) -> Message | None:
