@@ -38,3 +38,6 @@ chromium:
 
 migrate: install
 	$(BIN)/python manage.py migrate
+
+bench-pipeline: install-dev
+	$(BIN)/python bench/pipeline $(BENCH_ARGS)
