@@ -268,6 +268,15 @@ def test_same_mid_delivered_three_times_is_stored_and_queued_once(client):
     assert len(queued_reply_jobs()) == 1
 
 
+def test_a_batch_carrying_an_already_stored_mid_stores_the_rest(client):
+    post_signed(client, text_message(mid="m_first"))
+    batch = text_message(mid="m_second", text="And another thing")
+    batch["entry"][0]["messaging"].insert(0, text_message(mid="m_first")["entry"][0]["messaging"][0])
+    assert post_signed(client, batch).status_code == 200
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == ["m_first", "m_second"]
+    assert len(queued_reply_jobs()) == 2
+
+
 def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten(client, settings):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 10
     for number in range(14):
