@@ -1,4 +1,5 @@
 """RQ jobs: thin, the work is in conversations.services.replies."""
+
 from rq import get_current_job
 
 from conversations.services.replies import replies_sweep, reply_produce

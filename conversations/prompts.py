@@ -2,6 +2,7 @@
 
 Pure functions over messages; nothing here reads the database.
 """
+
 import re
 from collections.abc import Iterable
 
@@ -31,7 +32,7 @@ _SENDER_NAMES = {Message.Role.CLIENT: "the user", Message.Role.STAFF: "staff"}
 
 
 def text_neutralise(text: str) -> str:
-    """`text` with every section tag defused (`<SYSTEM>` becomes `‹SYSTEM›`), so it cannot open or close one."""
+    """`text` with every section tag defused (`<SYSTEM>` becomes `‹SYSTEM›`): it cannot open or close one."""
     return _SECTION_TAG.sub(r"‹\1›", text)
 
 
@@ -45,7 +46,7 @@ def message_render(message: Message) -> str:
 
 
 def prompt_build(*, system_prompt: str, history: Iterable[Message], query: Iterable[Message]) -> str:
-    """The whole prompt: history oldest first, one labelled entry per message; the query's messages in order."""
+    """The whole prompt: history oldest first, one labelled entry per message, then the query's messages."""
     history_lines = [_history_entry(message) for message in history]
     query_text = "\n\n".join(message_render(message) for message in query)
     return (

@@ -4,6 +4,7 @@ Storing and sending are separate steps so a crash between them loses nothing: a 
 still `sending` is sent by whoever runs `outgoing_messages_send` on it next (the reply job,
 the recovery sweep). Nothing here knows about RQ; staff tools call these synchronously.
 """
+
 from django.db import transaction
 from django.utils import timezone
 

@@ -11,6 +11,7 @@ transaction before anything is sent; a later run finds no message waiting and on
 stored parts still `sending`. Retries (rule 13) are RQ's: transient errors re-raise while the
 job has tries left; permanent ones, and the last try, give up (see `_reply_give_up`).
 """
+
 import logging
 from datetime import timedelta
 
@@ -19,15 +20,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
-from redis import Redis
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from conversations import selectors
-from conversations.llm import LLMError, TransientLLMError, llm_complete
+from conversations.llm import TransientLLMError, llm_complete
 from conversations.models import Conversation, Message
 from conversations.prompts import prompt_build
 from conversations.services.delivery import (
@@ -46,9 +47,7 @@ REPLY_JOB = "conversations.jobs.reply_to_message"
 SWEEP_JOB = "conversations.jobs.replies_sweep_run"
 # Fixed texts, never written by the LLM.
 APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
-RATE_LIMIT_NOTICE_TEXT = (
-    "You're sending messages faster than I can read them. I'll answer again in a minute."
-)
+RATE_LIMIT_NOTICE_TEXT = "You're sending messages faster than I can read them. I'll answer again in a minute."
 ATTACHMENT_REPLY_TEXT = (
     "Thanks for sending that! I can only read text for now. Could you tell me in words how I can help?"
 )
@@ -72,7 +71,7 @@ def reply_schedule(*, message: Message) -> str | None:
 
 
 def reply_retry(*, message: Message) -> str | None:
-    """Staff's "retry": answer again the client message behind `message` (itself, or the one a failed reply answered).
+    """Staff's "retry": answer again the client message behind `message` (itself, or the one it answered).
 
     Every failed client message of the conversation up to that one waits again, and the
     answer is produced afresh; the failed reply stays in the transcript as it was.
@@ -103,7 +102,9 @@ def reply_produce(*, message_id: int, final_attempt: bool) -> None:
         try:
             lock.release()
         except LockError:
-            logger.warning("Conversation lock expired before the reply finished: conversation=%s", conversation.pk)
+            logger.warning(
+                "Conversation lock expired before the reply finished: conversation=%s", conversation.pk
+            )
 
 
 def replies_sweep() -> int:
@@ -196,25 +197,32 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
         reply = outgoing_text_store(
             conversation=conversation, text=text, role=role, reply_to=waiting[-1], completion=completion
         )
-        Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
+        Message.objects.filter(pk__in=[message.pk for message in waiting]).update(
+            status=Message.Status.ANSWERED
+        )
     return reply
 
 
 def _sender_actions_send(*, conversation: Conversation) -> None:
-    """Seen, then typing, before the LLM call. Only a permanent failure stops the reply (no LLM call for nobody)."""
+    """Seen, then typing, before the LLM call; a permanent failure stops the reply before the LLM is paid."""
     client = GraphClient.from_settings()
     for action in ("mark_seen", "typing_on"):
         try:
             client.send_action(psid=_psid(conversation), action=action)
         except TransientDeliveryError as error:
-            logger.warning("Sender action %s failed: sender=%s reason=%s", action, _psid(conversation), error.reason)
+            logger.warning(
+                "Sender action %s failed: sender=%s reason=%s", action, _psid(conversation), error.reason
+            )
 
 
 def _rate_limit_notices_send(*, conversation: Conversation) -> None:
     for message in selectors.messages_rate_limit_notice_pending(conversation=conversation):
         with transaction.atomic():
             notice = outgoing_text_store(
-                conversation=conversation, text=RATE_LIMIT_NOTICE_TEXT, role=Message.Role.SYSTEM, reply_to=message
+                conversation=conversation,
+                text=RATE_LIMIT_NOTICE_TEXT,
+                role=Message.Role.SYSTEM,
+                reply_to=message,
             )
             message.details["rate_limit_notice"] = selectors.RATE_LIMIT_NOTICE_SENT
             message.save(update_fields=["details"])
@@ -230,7 +238,8 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
     psid = _psid(conversation)
     if isinstance(error, InvalidTokenError):
         logger.error(
-            "The Page access token was refused: no message can be sent until FACEBOOK_PAGE_ACCESS_TOKEN is fixed. "
+            "The Page access token was refused: no message can be sent until "
+            "FACEBOOK_PAGE_ACCESS_TOKEN is fixed. "
             "sender=%s reason=%s",
             psid,
             error.reason,
@@ -248,7 +257,9 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
     if isinstance(error, (RecipientUnreachableError, InvalidTokenError)):
         return
     last_client_message = (
-        waiting[-1] if waiting else conversation.messages.filter(role=Message.Role.CLIENT).order_by("created_at", "id").last()
+        waiting[-1]
+        if waiting
+        else conversation.messages.filter(role=Message.Role.CLIENT).order_by("created_at", "id").last()
     )
     apology = outgoing_text_store(
         conversation=conversation, text=APOLOGY_TEXT, role=Message.Role.SYSTEM, reply_to=last_client_message
@@ -263,12 +274,16 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
 # --- queueing ---------------------------------------------------------------------------------
 
 
-def _reply_job_enqueue(*, message: Message, job_id: str | None = None, delay: int | None = None) -> str | None:
+def _reply_job_enqueue(
+    *, message: Message, job_id: str | None = None, delay: int | None = None
+) -> str | None:
     queue = django_rq.get_queue(QUEUE_NAME)
     retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
     try:
         if delay:
-            job = queue.enqueue_in(timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=retry)
+            job = queue.enqueue_in(
+                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=retry
+            )
         else:
             job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=retry)
     except RedisError:
@@ -298,7 +313,8 @@ def _job_status(job_id: str) -> JobStatus | None:
 def _conversation_lock(conversation: Conversation) -> Lock:
     # Held for one LLM call and a few sends; expires by itself if the worker is killed.
     return _redis().lock(
-        f"replies:conversation:{conversation.pk}", timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS
+        f"replies:conversation:{conversation.pk}",
+        timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS,
     )
 
 
@@ -308,4 +324,3 @@ def _redis() -> Redis:
 
 def _psid(conversation: Conversation) -> str:
     return conversation.identity.external_id
-

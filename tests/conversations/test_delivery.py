@@ -1,4 +1,5 @@
 """Storing and sending outgoing messages, against the Graph stand-in."""
+
 import pytest
 
 from conversations.models import Message

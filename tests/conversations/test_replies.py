@@ -1,4 +1,5 @@
 """The reply job's work, run in-process against the Graph and Groq stand-ins, PostgreSQL and Redis."""
+
 import logging
 import threading
 from datetime import timedelta
@@ -42,7 +43,11 @@ def services(graph, groq, redis_conn):
 
 def client_message(conversation, text="Hello", **fields) -> Message:
     return Message.objects.create(
-        conversation=conversation, role=Message.Role.CLIENT, text=text, status=Message.Status.RECEIVED, **fields
+        conversation=conversation,
+        role=Message.Role.CLIENT,
+        text=text,
+        status=Message.Status.RECEIVED,
+        **fields,
     )
 
 
@@ -58,7 +63,10 @@ def test_a_message_gets_the_llm_answer_stored_and_sent(services, conversation):
 
     [prompt] = [call["prompt"] for call in groq.calls()]
     assert sent_texts(graph) == [echo_answer(prompt)]
-    assert [call["json"]["sender_action"] for call in graph.calls(kind="action")] == ["mark_seen", "typing_on"]
+    assert [call["json"]["sender_action"] for call in graph.calls(kind="action")] == [
+        "mark_seen",
+        "typing_on",
+    ]
     assert graph.calls()[-1]["kind"] == "message"  # seen and typing come before the answer
     assert graph.calls(kind="message")[0]["json"]["messaging_type"] == "RESPONSE"
     [reply] = Message.objects.filter(role=Message.Role.AI)
@@ -273,7 +281,9 @@ def reply_in_own_connection(*, message_id: int) -> None:
 
 def test_attachments_alone_get_the_fixed_reply_without_the_llm(services, conversation):
     graph, groq = services
-    message = client_message(conversation, "", attachments=[{"type": "image", "url": "https://example.com/a.jpg"}])
+    message = client_message(
+        conversation, "", attachments=[{"type": "image", "url": "https://example.com/a.jpg"}]
+    )
 
     reply_produce(message_id=message.pk, final_attempt=True)
 
@@ -306,7 +316,11 @@ def test_schedule_queues_one_job_per_message(conversation, redis_conn, caplog):
         job_id = reply_schedule(message=message)
 
     job = Job.fetch(job_id, connection=redis_conn)
-    assert (job.func_name, job.args, job.get_status()) == ("conversations.jobs.reply_to_message", (message.pk,), "queued")
+    assert (job.func_name, job.args, job.get_status()) == (
+        "conversations.jobs.reply_to_message",
+        (message.pk,),
+        "queued",
+    )
     assert f"Queued reply job: sender={PSID} job={job_id}" in caplog.text
 
 

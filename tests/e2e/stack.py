@@ -1,5 +1,6 @@
 """The service as deployed, for end-to-end tests: the Procfile's web and worker processes,
 PostgreSQL and Redis, with Graph and Groq stand-ins, driven through signed webhook POSTs."""
+
 import contextlib
 import json
 import os
@@ -35,7 +36,11 @@ class Stack:
     def __init__(self, *, log_dir: Path, redis_url: str | None = None) -> None:
         self.graph = GraphStandIn().start()
         self.groq = GroqStandIn().start()
-        overrides = {"FACEBOOK_GRAPH_API_URL": self.graph.url, "GROQ_BASE_URL": self.groq.url, **FAST_ENVIRONMENT}
+        overrides = {
+            "FACEBOOK_GRAPH_API_URL": self.graph.url,
+            "GROQ_BASE_URL": self.groq.url,
+            **FAST_ENVIRONMENT,
+        }
         if redis_url:
             overrides["REDIS_URL"] = redis_url
         self.env = process_environment(**overrides)
@@ -137,8 +142,19 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.server = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.data_dir)],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_for(self._answers, timeout=10, message="redis-server to start")

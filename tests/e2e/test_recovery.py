@@ -1,4 +1,5 @@
-"""Outages: Redis gone when a message arrives, a worker killed mid-reply. Answered once, with no one acting."""
+"""Outages: Redis gone when a message arrives, a worker killed mid-reply; answered once, no one acting."""
+
 import uuid
 
 import pytest

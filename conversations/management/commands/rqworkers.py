@@ -5,11 +5,12 @@ recovery sweep when it is due (conversations.services.replies.replies_sweep_sche
 restarts RQ's scheduler if it died. So the sweep needs no cron or extra process, and both
 come back by themselves after a Redis restart (which loses scheduled jobs) or a SIGKILL.
 """
+
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
 from django_rq.jobs import get_job_class
 from django_rq.queues import get_queues
 from django_rq.utils import reset_db_connections
-from django.db import close_old_connections
 from redis.exceptions import RedisError
 from rq.job import Job
 from rq.logutils import setup_loghandlers
@@ -81,7 +82,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", default=["default"], help="queues to work on")
-        parser.add_argument("--num-workers", type=int, default=4, help="worker processes, each one job at a time")
+        parser.add_argument(
+            "--num-workers", type=int, default=10, help="worker processes, each one job at a time"
+        )
 
     def handle(self, *args, queues: list[str], num_workers: int, verbosity: int, **options) -> None:
         logging_level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
