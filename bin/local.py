@@ -17,7 +17,6 @@ VAR_DIR = BASE_DIR / "var"
 PYTHON = sys.executable
 # The Procfile's commands (gunicorn, python) must resolve to this virtualenv's.
 os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 def port_answers(port: int) -> bool:
@@ -86,6 +85,7 @@ def missing_settings() -> list[str]:
 
 def run() -> None:
     VAR_DIR.mkdir(exist_ok=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DEBUG", "True")
     os.environ.setdefault("PORT", "8000")
     ensure_redis(database=0)
