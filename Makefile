@@ -41,3 +41,6 @@ migrate: install
 
 bench-pipeline: install-dev
 	$(BIN)/python bench/pipeline $(BENCH_ARGS)
+
+bench-ingest: install-dev
+	$(BIN)/python bench/ingest $(BENCH_ARGS)
