@@ -12,18 +12,21 @@ stored parts still `sending`. Retries (rule 13) are RQ's: transient errors re-ra
 job has tries left; permanent ones, and the last try, give up (see `_reply_give_up`).
 """
 
+import functools
 import logging
 from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
-from rq import Retry
+from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -67,7 +70,47 @@ def reply_schedule(*, message: Message) -> str | None:
     Call it once the message is committed. A message left waiting by a Redis outage is
     re-queued by the recovery sweep, so the failure is only logged.
     """
-    return _reply_job_enqueue(message=message, job_id=_reply_job_id(message))
+    sender = _psid(message.conversation)
+    try:
+        job_id = _reply_job_push(message=message)
+    except RedisError:
+        logger.warning(_NOT_QUEUED_WARNING, sender, message.pk, exc_info=True)
+        return None
+    logger.info("Queued reply job: sender=%s job=%s", sender, job_id)
+    return job_id
+
+
+_NOT_QUEUED_WARNING = (
+    "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s"
+)
+
+
+def _reply_job_push(*, message: Message) -> str:
+    """The webhook's enqueue, once per message: one Redis round trip instead of three.
+
+    The queue is built once per process (a fresh one asks Redis for its version on every
+    enqueue), and rq's writes go in one pipeline (rq alone sends them in two).
+    """
+    queue = _reply_queue()
+    retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
+    with queue.connection.pipeline() as pipeline:
+        job = queue.enqueue(
+            REPLY_JOB, message.pk, job_id=_reply_job_id(message), retry=retry, pipeline=pipeline
+        )
+        pipeline.execute()
+    return job.id
+
+
+@functools.cache
+def _reply_queue() -> Queue:
+    return django_rq.get_queue(QUEUE_NAME)
+
+
+@receiver(setting_changed)
+def _reply_queue_forget(*, setting: str, **kwargs: object) -> None:
+    # Tests point RQ_QUEUES at another Redis, or at none.
+    if setting == "RQ_QUEUES":
+        _reply_queue.cache_clear()
 
 
 def reply_retry(*, message: Message) -> str | None:
