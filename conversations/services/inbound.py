@@ -5,9 +5,8 @@ all in one transaction, so an acknowledged webhook is a stored one (DESIGN rule 
 Reply jobs are enqueued only once that transaction has committed.
 
 Dedup: a Messenger `mid` is Message.external_id, unique in the database, so the database
-decides, also between twins racing from two workers. A delivery carrying a mid already
-stored fails that constraint and rolls back; it is then stored again without the mids
-already there, and acknowledged: nothing is stored or answered twice (rule 4).
+decides, also between twins racing from two workers: a message is inserted with ON CONFLICT
+DO NOTHING, and one whose mid is already stored is simply not inserted, nor answered (rule 4).
 """
 import functools
 import logging
@@ -17,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
@@ -62,16 +61,6 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
     New client messages get a reply job once the transaction commits, unless the sender is
     over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
     """
-    try:
-        _events_store(events=events)
-    except IntegrityError:
-        # A mid of this delivery is already stored: Meta redelivered it, or its twin committed
-        # first. Redeliveries are rare, so they take this second pass instead of every
-        # message paying for a savepoint.
-        _events_store(events=_events_not_stored(events=events))
-
-
-def _events_store(*, events: Sequence[Event]) -> None:
     stored: dict[int, Message] = {}
     with transaction.atomic():
         for event in events:
@@ -87,20 +76,6 @@ def _events_store(*, events: Sequence[Event]) -> None:
             _conversation_touch(message=stored[conversation_id])
 
 
-def _events_not_stored(*, events: Sequence[Event]) -> list[Event]:
-    mids = {mid for event in events if (mid := _stored_mid(event))}
-    stored = set(Message.objects.filter(external_id__in=mids).values_list("external_id", flat=True))
-    logger.info("Ignored redelivered messages: mids=%s", ", ".join(sorted(stored)))
-    return [event for event in events if _stored_mid(event) not in stored]
-
-
-def _stored_mid(event: Event) -> str | None:
-    """The mid that storing `event` would insert, if any."""
-    if isinstance(event, MessageEvent | PostbackEvent) and event.mid and _ID.fullmatch(event.mid):
-        return event.mid
-    return None
-
-
 def _message_receive(event: MessageEvent) -> Message | None:
     if event.is_echo:
         return _echo_receive(event)
@@ -114,7 +89,7 @@ def _message_receive(event: MessageEvent) -> Message | None:
     )
 
 
-def _postback_receive(event: PostbackEvent) -> Message:
+def _postback_receive(event: PostbackEvent) -> Message | None:
     # The button's title is what the person saw and tapped, so it is what gets answered.
     return _client_message_store(
         event=event,
@@ -133,17 +108,11 @@ def _client_message_store(
     attachments: list[dict[str, Any]],
     details: dict[str, Any],
     reply_to_mid: str | None = None,
-) -> Message:
-    external_id = _id(mid, kind="mid") if mid else None
-    conversation = _conversation_for(event=event)
-    if event.channel == "standby":
-        # Another app (usually the Page inbox) has thread control: someone else is answering.
-        conversation_bot_pause(conversation=conversation, by=None)
-    message = Message.objects.create(
-        conversation=conversation,
+) -> Message | None:
+    message = Message(
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
-        external_id=external_id,
+        external_id=_id(mid, kind="mid") if mid else None,
         text=_storable_text(text or ""),
         attachments=_storable_json(attachments),
         details=_storable_json({key: value for key, value in details.items() if value is not None}),
@@ -151,9 +120,16 @@ def _client_message_store(
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
+    if not _message_insert(message=message, event=event):
+        return None
+    if event.channel == "standby":
+        # Another app (usually the Page inbox) has thread control: someone else is answering.
+        conversation_bot_pause(conversation=message.conversation, by=None)
     verdict = rate_limit_hit(sender=f"{event.page_id}:{event.psid}")
     if verdict is RateLimitVerdict.ALLOWED:
-        transaction.on_commit(functools.partial(reply_schedule, message=message), robust=True)
+        transaction.on_commit(
+            functools.partial(reply_schedule, message=message, sender=event.psid), robust=True
+        )
     else:
         _message_rate_limit(message=message, notice=verdict is RateLimitVerdict.FIRST_OVER_LIMIT)
         logger.info("Rate-limited message: sender=%s mid=%s", event.psid, mid)
@@ -174,19 +150,18 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         settings.FACEBOOK_APP_ID and str(event.app_id) == settings.FACEBOOK_APP_ID
     ):
         return None
-    external_id = _id(event.mid, kind="mid")
-    conversation = _conversation_for(event=event)
-    message = Message.objects.create(
-        conversation=conversation,
+    message = Message(
         role=Message.Role.STAFF,
         status=Message.Status.SENT,
-        external_id=external_id,
+        external_id=_id(event.mid, kind="mid"),
         text=_storable_text(event.text or ""),
         attachments=_storable_json([_attachment_json(attachment) for attachment in event.attachments]),
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
-    conversation_bot_pause(conversation=conversation, by=None)
+    if not _message_insert(message=message, event=event):
+        return None
+    conversation_bot_pause(conversation=message.conversation, by=None)
     logger.info("Staff replied from another app; bot paused: sender=%s mid=%s", event.psid, event.mid)
     return message
 
@@ -227,10 +202,54 @@ _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
 }
 
 
-def _conversation_for(*, event: Event) -> Conversation:
-    return conversation_get_or_create(
-        page_id=_id(event.page_id, kind="page_id"), external_id=_id(event.psid, kind="psid")
-    )
+def _message_insert(*, message: Message, event: Event) -> bool:
+    """Store `message` in the conversation with the event's sender; False when its mid is already stored.
+
+    Someone who wrote before costs one statement; their first message, or a redelivery,
+    finds no row inserted and takes a second look.
+    """
+    page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
+    if _message_insert_into_existing_conversation(message=message, page_id=page_id, psid=psid):
+        return True
+    conversation_get_or_create(page_id=page_id, external_id=psid)
+    if _message_insert_into_existing_conversation(message=message, page_id=page_id, psid=psid):
+        return True
+    logger.info("Ignored a message already stored: sender=%s mid=%s", psid, message.external_id)
+    return False
+
+
+# Raw SQL because it runs for every message: the ORM's lookup and create cost about 0.9 ms of
+# Python, this statement 0.1 ms. Its columns are the model's (all but the id; the conversation
+# comes from the SELECT), so it follows the model. Runs on PostgreSQL and on SQLite >= 3.35.
+_INSERT_FIELDS = [
+    field for field in Message._meta.concrete_fields if field.name not in ("id", "conversation")
+]
+_INSERT_SQL = f"""
+    INSERT INTO {Message._meta.db_table} (conversation_id, {", ".join(f.column for f in _INSERT_FIELDS)})
+    SELECT conversation.id, {", ".join(["%s"] * len(_INSERT_FIELDS))}
+    FROM {Conversation._meta.db_table} conversation
+    JOIN {ChannelIdentity._meta.db_table} identity ON identity.id = conversation.identity_id
+    WHERE identity.channel = %s AND identity.page_id = %s AND identity.external_id = %s
+    ON CONFLICT DO NOTHING
+    RETURNING id, conversation_id
+"""
+
+
+def _message_insert_into_existing_conversation(*, message: Message, page_id: str, psid: str) -> bool:
+    """Insert `message` unless the conversation does not exist yet or the mid is already stored.
+
+    ON CONFLICT can only be the unique mid (the id is the database's): a twin racing from
+    another worker waits on it until the first commits, and then inserts nothing.
+    """
+    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in _INSERT_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [*values, ChannelIdentity.Channel.MESSENGER, page_id, psid])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    message.pk, message.conversation_id = row
+    message._state.adding, message._state.db = False, connection.alias  # saved, as save() leaves it
+    return True
 
 
 def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:

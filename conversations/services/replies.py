@@ -64,13 +64,14 @@ _SWEEP_DUE_KEY = "replies:sweep-due"
 _WAITING_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 
 
-def reply_schedule(*, message: Message) -> str | None:
+def reply_schedule(*, message: Message, sender: str | None = None) -> str | None:
     """Queue the reply job for a stored client message; its id, or None when Redis is down.
 
     Call it once the message is committed. A message left waiting by a Redis outage is
-    re-queued by the recovery sweep, so the failure is only logged.
+    re-queued by the recovery sweep, so the failure is only logged. `sender`, the PSID the
+    log line names, spares reading the conversation when the caller knows it.
     """
-    sender = _psid(message.conversation)
+    sender = sender or _psid(message.conversation)
     try:
         job_id = _reply_job_push(message=message)
     except RedisError:

@@ -277,6 +277,14 @@ def test_a_batch_carrying_an_already_stored_mid_stores_the_rest(client):
     assert len(queued_reply_jobs()) == 2
 
 
+def test_a_redelivered_standby_message_leaves_a_resumed_bot_alone(client):
+    post_signed(client, fixture("standby"))
+    Conversation.objects.update(bot_active=True)  # staff resumed the bot
+    assert post_signed(client, fixture("standby")).status_code == 200
+    assert Message.objects.count() == 1
+    assert conversation().bot_active
+
+
 def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten(client, settings):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 10
     for number in range(14):
