@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator
+from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
@@ -25,6 +25,7 @@ from conversations.models import ChannelIdentity, Contact, Conversation, Message
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
     conversation_list_with_flags,
+    conversation_search,
     conversation_transcript,
     system_prompt_current,
     system_prompt_history,
@@ -95,7 +96,7 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["contact_name", "psid", "last_message_preview", "last_activity_at", "bot_state", "flags"]
     list_display_links = ["contact_name"]
     list_filter = [BotStateFilter, UnansweredFilter, FailuresFilter, "last_activity_at"]
-    # "=" keeps the PSID lookup an exact, indexed match.
+    # What the search box covers; conversation_search implements it with indexes.
     search_fields = ["identity__contact__name", "=identity__external_id", "messages__text"]
     search_help_text = "Search by contact name, PSID or message text."
     ordering = ["-last_activity_at", "-id"]
@@ -123,7 +124,12 @@ class ConversationAdmin(admin.ModelAdmin):
             by_psid = queryset.filter(identity__external_id=term)
             if by_psid.exists():
                 return by_psid, False
-        return super().get_search_results(request, queryset, search_term)
+        # Words split as Django's own search splits them ("quoted phrases" stay whole).
+        terms = [
+            unescape_string_literal(bit) if bit.startswith(('"', "'")) and bit[0] == bit[-1] else bit
+            for bit in smart_split(search_term)
+        ]
+        return conversation_search(conversations=queryset, terms=terms), False
 
     # --- list columns ---------------------------------------------------------------------
 

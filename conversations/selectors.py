@@ -1,5 +1,6 @@
 """Reads. Writes live in services.py."""
 from datetime import datetime
+from itertools import product
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -9,6 +10,8 @@ from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
 
+# Admin searches of more words than this scan (see conversation_search).
+SPLIT_TERMS_MAX = 4
 # The conversation page shows this many of the newest messages.
 TRANSCRIPT_LIMIT = 500
 # Message.details["rate_limit_notice"]: set by inbound on the first over-limit message, then "sent".
@@ -64,6 +67,44 @@ def conversation_list_with_flags(*, conversations: QuerySet[Conversation]) -> Qu
         is_unanswered=Exists(messages.filter(status=Message.Status.RECEIVED)),
         has_failures=Exists(messages.filter(status=Message.Status.FAILED)),
     )
+
+
+def conversation_search(*, conversations: QuerySet[Conversation], terms: list[str]) -> QuerySet[Conversation]:
+    """`conversations` matching every term, as the admin's search always has: each term is in
+    the contact's name, is the PSID, or is in the text of one same message (case-insensitive
+    substrings; the PSID exactly).
+
+    That OR across three tables is no index lookup, so the conversations are gathered as a
+    union of the ways they can match: for each split of the terms into "in the name" and "in
+    one message", an AND on the name and an AND on a message's text, each an index lookup
+    (trigram indexes on PostgreSQL, migration 0004). A conversation whose PSID is a term is
+    checked directly. Past SPLIT_TERMS_MAX terms the splits outnumber a scan's cost: it scans.
+    """
+    terms = list(dict.fromkeys(terms))
+    if not terms:
+        return conversations
+    each_term = Q.create(
+        [
+            Q(identity__contact__name__icontains=term)
+            | Q(identity__external_id=term)
+            | Q(messages__text__icontains=term)
+            for term in terms
+        ]
+    )
+    if len(terms) > SPLIT_TERMS_MAX:
+        return conversations.filter(pk__in=Conversation.objects.filter(each_term).values("pk"))
+    ways = [Conversation.objects.filter(identity__external_id__in=terms).filter(each_term).values("pk")]
+    for in_name in product((True, False), repeat=len(terms)):
+        name_terms = [term for term, named in zip(terms, in_name) if named]
+        text_terms = [term for term, named in zip(terms, in_name) if not named]
+        name_has = [Q(identity__contact__name__icontains=term) for term in name_terms]
+        way = Conversation.objects.filter(*name_has)
+        if text_terms:
+            one_message = Message.objects.filter(conversation=OuterRef("pk"))
+            way = way.filter(Exists(one_message.filter(*[Q(text__icontains=term) for term in text_terms])))
+        ways.append(way.values("pk"))
+    first, *rest = ways
+    return conversations.filter(pk__in=first.union(*rest, all=True))
 
 
 def conversation_transcript(*, conversation: Conversation, limit: int = TRANSCRIPT_LIMIT) -> list[Message]:

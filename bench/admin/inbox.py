@@ -2,7 +2,7 @@
 
 Seeds the database named by DATABASE_URL (use a scratch one: it adds 100,000 contacts and
 300,000 messages unless they are there already), then times the list page as a moderator
-sees it: plain, searched by PSID, by name and by message text, filtered to failures.
+sees it: plain, searched by PSID, by name, by message text and by both, filtered to failures.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_inbox \\
         .venv/bin/python bench/admin/inbox.py [--conversations 100000]
@@ -91,6 +91,9 @@ def main() -> None:
             ("search PSID", {"q": f"{9 * 10**15 + 4242}"}),
             ("search name", {"q": "Person 4242"}),
             ("search message text", {"q": "ship order 4242"}),
+            ("search name + message", {"q": "Person 4242 ship"}),
+            # Matches every conversation: the page's count of them is the cost.
+            ("search common word", {"q": "order"}),
             ("filter failed", {"failed": "yes"}),
             ("filter unanswered", {"unanswered": "yes"}),
             ("filter paused", {"bot": "paused"}),

@@ -118,6 +118,26 @@ def test_search_by_name_psid_and_message_text(moderator_client, ada, grace, quer
 
 
 @pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("LOVE", ["Ada Lovelace"]),  # a name fragment, any case
+        ("lisBON", ["Ada Lovelace"]),  # a message fragment, any case
+        ("o", ["Ada Lovelace", "Grace Hopper"]),  # in names and in several messages: each once
+        ('"opening HOURS"', ["Grace Hopper"]),  # a quoted phrase is one term
+        ("ada Lisbon", ["Ada Lovelace"]),  # one word in the name, the other in a message
+        ("ship days", []),  # as ever, the words a name lacks must be in one same message
+        ("grace 2400000000000002", ["Grace Hopper"]),  # a word in the name and the PSID
+        ("240000000000000", []),  # a PSID matches whole, not as a fragment
+        ("Do you ship to Lisbon", ["Ada Lovelace"]),  # past SPLIT_TERMS_MAX words: the scan
+        ("Ada nine", []),
+    ],
+)
+def test_search_matches_fragments_in_any_case_once_each(moderator_client, ada, grace, query, found):
+    response = moderator_client.get(LIST_URL, {"q": query})
+    assert [row.identity.contact.name for row in response.context["cl"].result_list] == found
+
+
+@pytest.mark.parametrize(
     ("params", "found"),
     [
         ({"bot": "paused"}, ["Grace Hopper"]),
@@ -146,6 +166,18 @@ def test_list_page_costs_the_same_queries_however_many_rows(moderator_client, ma
     with django_assert_max_num_queries(6):
         response = moderator_client.get(LIST_URL)
     assert len(response.context["cl"].result_list) == conversations
+
+
+def test_search_costs_the_same_queries_however_many_rows_match(
+    moderator_client, make_conversation, django_assert_max_num_queries
+):
+    for index in range(60):
+        message = {"role": "client", "status": "received", "text": f"Order {index}"}
+        make_conversation(f"Person {index}", f"3{index:015d}", message)
+    # As the plain list: session, user, permissions (own + group's), the count and the page.
+    with django_assert_max_num_queries(6):
+        response = moderator_client.get(LIST_URL, {"q": "person order"})
+    assert len(response.context["cl"].result_list) == 60
 
 
 def test_conversation_page_queries_do_not_grow_with_the_transcript(moderator_client, moderator, make_conversation, django_assert_max_num_queries):
