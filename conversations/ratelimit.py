@@ -17,6 +17,7 @@ from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _limiter(redis_url: str) -> MovingWindowRateLimiter:
 def rate_limit_hit(*, sender: str) -> RateLimitVerdict:
     """Count one message from `sender` (any stable key, e.g. page id and PSID) in its window."""
     limiter = _limiter(settings.REDIS_URL)
-    window = RateLimitItemPerMinute(settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE)
+    window = _window()
     try:
         if limiter.hit(window, sender):
             return RateLimitVerdict.ALLOWED
@@ -56,3 +57,26 @@ def rate_limit_hit(*, sender: str) -> RateLimitVerdict:
     except StorageError as error:
         logger.warning("Rate limiter unavailable, letting the message through: %s", error)
         return RateLimitVerdict.ALLOWED
+
+
+def rate_limit_refund(*, sender: str, verdict: RateLimitVerdict) -> None:
+    """Give back the hit that gave `verdict`, for a message that turned out not to be stored.
+
+    A moving window is a Redis list of the hits' times, newest first, so this takes its
+    newest entry off (a concurrent hit's, if one came between: a few milliseconds apart, so
+    the same count). An over-limit hit added nothing to the message window; the first one
+    added its entry to the notice window. Fail-open like the hit: at worst the sender loses
+    one message of their window.
+    """
+    if verdict is RateLimitVerdict.OVER_LIMIT:
+        return
+    window = _window() if verdict is RateLimitVerdict.ALLOWED else _NOTICE_WINDOW
+    storage = _limiter(settings.REDIS_URL).storage
+    try:
+        storage.get_connection().lpop(storage.prefixed_key(window.key_for(sender)))
+    except RedisError as error:
+        logger.warning("Rate limiter unavailable, could not give back a hit: %s", error)
+
+
+def _window() -> RateLimitItemPerMinute:
+    return RateLimitItemPerMinute(settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE)

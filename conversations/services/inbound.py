@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from conversations.models import ChannelIdentity, Conversation, Message
-from conversations.ratelimit import RateLimitVerdict, rate_limit_hit
+from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
 from conversations.selectors import RATE_LIMIT_NOTICE_PENDING
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.replies import reply_schedule
@@ -61,6 +61,8 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
     New client messages get a reply job once the transaction commits, unless the sender is
     over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
     """
+    if len(events) == 1 and _client_message_store_in_one_statement(event=events[0]):
+        return
     stored: dict[int, Message] = {}
     with transaction.atomic():
         for event in events:
@@ -79,40 +81,23 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
 def _message_receive(event: MessageEvent) -> Message | None:
     if event.is_echo:
         return _echo_receive(event)
-    return _client_message_store(
-        event=event,
-        mid=event.mid,
-        text=event.text,
-        attachments=[_attachment_json(attachment) for attachment in event.attachments],
-        details={"quick_reply_payload": event.quick_reply_payload, "reply_to_mid": event.reply_to_mid},
-        reply_to_mid=event.reply_to_mid,
-    )
+    return _client_message_store(event)
 
 
-def _postback_receive(event: PostbackEvent) -> Message | None:
-    # The button's title is what the person saw and tapped, so it is what gets answered.
-    return _client_message_store(
-        event=event,
-        mid=event.mid,
-        text=event.title or event.payload,
-        attachments=[],
-        details={"postback_payload": event.payload, "referral": event.referral},
-    )
-
-
-def _client_message_store(
-    *,
-    event: MessageEvent | PostbackEvent,
-    mid: str | None,
-    text: str | None,
-    attachments: list[dict[str, Any]],
-    details: dict[str, Any],
-    reply_to_mid: str | None = None,
-) -> Message | None:
-    message = Message(
+def _client_message(event: MessageEvent | PostbackEvent) -> Message:
+    """The unsaved row for something a person sent: a message (not an echo) or a postback."""
+    if isinstance(event, MessageEvent):
+        text, reply_to_mid = event.text, event.reply_to_mid
+        attachments = [_attachment_json(attachment) for attachment in event.attachments]
+        details = {"quick_reply_payload": event.quick_reply_payload, "reply_to_mid": event.reply_to_mid}
+    else:
+        # The button's title is what the person saw and tapped, so it is what gets answered.
+        text, reply_to_mid, attachments = event.title or event.payload, None, []
+        details = {"postback_payload": event.payload, "referral": event.referral}
+    return Message(
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
-        external_id=_id(mid, kind="mid") if mid else None,
+        external_id=_id(event.mid, kind="mid") if event.mid else None,
         text=_storable_text(text or ""),
         attachments=_storable_json(attachments),
         details=_storable_json({key: value for key, value in details.items() if value is not None}),
@@ -120,28 +105,83 @@ def _client_message_store(
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
+
+
+def _client_message_store(event: MessageEvent | PostbackEvent) -> Message | None:
+    message = _client_message(event)
     if not _message_insert(message=message, event=event):
         return None
     if event.channel == "standby":
         # Another app (usually the Page inbox) has thread control: someone else is answering.
         conversation_bot_pause(conversation=message.conversation, by=None)
-    verdict = rate_limit_hit(sender=f"{event.page_id}:{event.psid}")
+    # Counted only once stored, so a redelivered mid does not use up the sender's window.
+    verdict = rate_limit_hit(sender=_sender(event=event))
+    _message_rate_limit(message=message, verdict=verdict)
+    if verdict is not RateLimitVerdict.ALLOWED:
+        message.save(update_fields=["status", "details"])
+    _reply_schedule_on_commit(message=message, verdict=verdict, event=event)
+    return message
+
+
+def _client_message_store_in_one_statement(*, event: Event) -> bool:
+    """One message from someone who wrote before, stored in one statement; False when it was not.
+
+    On PostgreSQL the insert and the conversation's last-activity update are one
+    data-modifying statement, run outside a transaction: a single statement is atomic and
+    committed when it returns, which spares BEGIN and COMMIT and the UPDATE's own round trip
+    (bench/ingest: see docs/bench-ingest.md). Reply jobs are still queued only after the
+    commit (on_commit runs them at once in autocommit), and the 200 still goes out after it.
+
+    The rate-limit verdict is needed before that statement, so that an over-limit message is
+    stored already marked (a reply job must never see it unmarked). When nothing was stored
+    (a redelivered mid, or a sender without a conversation yet) the hit is given back, and
+    inbound_events_store takes its usual path, which counts only stored messages. Everything
+    else (batches, echoes, standby, SQLite) takes that path too. As there, a database error
+    leaves the hit counted: one message of the window, during an outage.
+    """
+    if (
+        connection.vendor != "postgresql"
+        or not isinstance(event, MessageEvent | PostbackEvent)
+        or (isinstance(event, MessageEvent) and event.is_echo)
+        or event.channel == "standby"
+    ):
+        return False
+    try:
+        message = _client_message(event)
+        page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
+    except _UnstorableEvent:
+        return False  # the usual path logs and skips it
+    verdict = rate_limit_hit(sender=_sender(event=event))
+    _message_rate_limit(message=message, verdict=verdict)
+    if not _message_insert_into_existing_conversation(
+        message=message, page_id=page_id, psid=psid, touch=True
+    ):
+        rate_limit_refund(sender=_sender(event=event), verdict=verdict)
+        return False
+    _reply_schedule_on_commit(message=message, verdict=verdict, event=event)
+    return True
+
+
+def _sender(*, event: Event) -> str:
+    return f"{event.page_id}:{event.psid}"
+
+
+def _message_rate_limit(*, message: Message, verdict: RateLimitVerdict) -> None:
+    if verdict is RateLimitVerdict.ALLOWED:
+        return
+    message.status = Message.Status.RATE_LIMITED
+    if verdict is RateLimitVerdict.FIRST_OVER_LIMIT:
+        # The reply job sends this one short notice and marks it "sent" (DESIGN rule 9).
+        message.details["rate_limit_notice"] = RATE_LIMIT_NOTICE_PENDING
+
+
+def _reply_schedule_on_commit(*, message: Message, verdict: RateLimitVerdict, event: Event) -> None:
     if verdict is RateLimitVerdict.ALLOWED:
         transaction.on_commit(
             functools.partial(reply_schedule, message=message, sender=event.psid), robust=True
         )
     else:
-        _message_rate_limit(message=message, notice=verdict is RateLimitVerdict.FIRST_OVER_LIMIT)
-        logger.info("Rate-limited message: sender=%s mid=%s", event.psid, mid)
-    return message
-
-
-def _message_rate_limit(*, message: Message, notice: bool) -> None:
-    message.status = Message.Status.RATE_LIMITED
-    if notice:
-        # The reply job sends this one short notice and marks it "sent" (DESIGN rule 9).
-        message.details["rate_limit_notice"] = RATE_LIMIT_NOTICE_PENDING
-    message.save(update_fields=["status", "details"])
+        logger.info("Rate-limited message: sender=%s mid=%s", event.psid, message.external_id)
 
 
 def _echo_receive(event: MessageEvent) -> Message | None:
@@ -194,7 +234,7 @@ def _referral_ignore(event: ReferralEvent) -> None:
 
 _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
     MessageEvent: _message_receive,
-    PostbackEvent: _postback_receive,
+    PostbackEvent: _client_message_store,
     DeliveryEvent: _delivery_record,
     ReadEvent: _read_record,
     ReactionEvent: _reaction_record,
@@ -235,15 +275,32 @@ _INSERT_SQL = f"""
 """
 
 
-def _message_insert_into_existing_conversation(*, message: Message, page_id: str, psid: str) -> bool:
+# The same insert and the conversation's last-activity update as one statement (PostgreSQL
+# only: SQLite has no data-modifying WITH). It locks one conversation row, so it cannot
+# deadlock with a batch touching several.
+_INSERT_AND_TOUCH_SQL = f"""
+    WITH new AS ({_INSERT_SQL})
+    UPDATE {Conversation._meta.db_table} SET last_activity_at = %s, last_message_text = %s
+    FROM new WHERE {Conversation._meta.db_table}.id = new.conversation_id
+    RETURNING new.id, new.conversation_id
+"""
+
+
+def _message_insert_into_existing_conversation(
+    *, message: Message, page_id: str, psid: str, touch: bool = False
+) -> bool:
     """Insert `message` unless the conversation does not exist yet or the mid is already stored.
 
     ON CONFLICT can only be the unique mid (the id is the database's): a twin racing from
-    another worker waits on it until the first commits, and then inserts nothing.
+    another worker waits on it until the first commits, and then inserts nothing. With
+    `touch`, the conversation's last activity is updated in the same statement.
     """
     values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in _INSERT_FIELDS]
+    params = [*values, ChannelIdentity.Channel.MESSENGER, page_id, psid]
+    if touch:
+        params += _touch_values(message=message)
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [*values, ChannelIdentity.Channel.MESSENGER, page_id, psid])
+        cursor.execute(_INSERT_AND_TOUCH_SQL if touch else _INSERT_SQL, params)
         row = cursor.fetchone()
     if row is None:
         return False
@@ -279,9 +336,12 @@ _LAST_ACTIVITY_FIELD = Conversation._meta.get_field("last_activity_at")
 
 
 def _conversation_touch(*, message: Message) -> None:
-    last_activity_at = _LAST_ACTIVITY_FIELD.get_db_prep_save(message.created_at, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_TOUCH_SQL, [last_activity_at, _preview(message=message), message.conversation_id])
+        cursor.execute(_TOUCH_SQL, [*_touch_values(message=message), message.conversation_id])
+
+
+def _touch_values(*, message: Message) -> list[Any]:
+    return [_LAST_ACTIVITY_FIELD.get_db_prep_save(message.created_at, connection), _preview(message=message)]
 
 
 def _preview(*, message: Message) -> str:

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conversations.ratelimit import RateLimitVerdict, rate_limit_hit
+from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
 from tests.processes import free_port
 
 ALLOWED = RateLimitVerdict.ALLOWED
@@ -49,3 +49,22 @@ def test_unreachable_redis_lets_messages_through_with_a_warning(settings, caplog
         verdicts = [rate_limit_hit(sender="page:alice") for _ in range(12)]
     assert verdicts == [ALLOWED] * 12
     assert "Rate limiter unavailable" in caplog.text
+
+
+def test_a_refunded_hit_frees_its_place_in_the_window_and_the_notice_its_own():
+    for _ in range(10):
+        rate_limit_hit(sender="page:alice")
+    rate_limit_refund(sender="page:alice", verdict=ALLOWED)
+    assert rate_limit_hit(sender="page:alice") is ALLOWED
+    assert rate_limit_hit(sender="page:alice") is FIRST
+    rate_limit_refund(sender="page:alice", verdict=FIRST)
+    assert rate_limit_hit(sender="page:alice") is FIRST
+    rate_limit_refund(sender="page:alice", verdict=OVER)  # it took nothing
+    assert rate_limit_hit(sender="page:alice") is OVER
+
+
+def test_a_refund_with_redis_unreachable_only_warns(settings, caplog):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    with caplog.at_level(logging.WARNING, logger="conversations.ratelimit"):
+        rate_limit_refund(sender="page:alice", verdict=ALLOWED)
+    assert "could not give back a hit" in caplog.text
