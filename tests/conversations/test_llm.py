@@ -17,7 +17,7 @@ from conversations.llm import (
     llm_complete,
 )
 from tests.standins import StandIn, closed_port_url
-from tests.standins.groq import REASONING, GroqStandIn, echo_answer
+from tests.standins.groq import REASONING, echo_answer
 
 API_KEY = "gsk_test_secret_key_42"
 MODEL = "openai/gpt-oss-120b"
@@ -28,9 +28,9 @@ PROMPT = (
 
 
 @pytest.fixture
-def groq_standin():
-    with GroqStandIn() as standin:
-        yield standin
+def groq_standin(groq_service_standin):
+    groq_service_standin.reset()
+    return groq_service_standin
 
 
 @pytest.fixture

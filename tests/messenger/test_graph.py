@@ -19,16 +19,9 @@ from messenger.errors import (
 )
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
 from tests.standins import StandIn, closed_port_url
-from tests.standins.graph import GraphStandIn
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"
-
-
-@pytest.fixture
-def graph():
-    with GraphStandIn() as standin:
-        yield standin
 
 
 @pytest.fixture
