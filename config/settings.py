@@ -140,6 +140,16 @@ RQ_QUEUES = {
         "DEFAULT_TIMEOUT": 180,
     },
 }
+# Shared by every web process, so the send endpoint's throttle counts per user, not per
+# gunicorn worker.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    },
+}
 # Services enqueue inside their own transaction.on_commit callbacks, where they can
 # log the job id and survive a Redis outage; django-rq must not defer a second time.
 RQ = {"COMMIT_MODE": "auto"}

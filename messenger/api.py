@@ -1,4 +1,6 @@
 """POST /api/integrations/messenger/send: other systems (and staff) write to a person as the Page."""
+import logging
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
@@ -6,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+from redis.exceptions import RedisError
 
 from conversations.services.staff import RecipientUnknownError, staff_message_send
 from messenger.errors import (
@@ -15,6 +18,8 @@ from messenger.errors import (
     RecipientUnreachableError,
     TransientDeliveryError,
 )
+
+logger = logging.getLogger(__name__)
 
 # Long texts are split into several messages; this bounds one request to a few of them.
 TEXT_MAX_CHARS = 20_000
@@ -83,9 +88,23 @@ def _response_example(name: str, *, status_code: int, value: dict) -> OpenApiExa
     return OpenApiExample(name, response_only=True, status_codes=[str(status_code)], value=value)
 
 
+class SendRateThrottle(ScopedRateThrottle):
+    """The `messenger_send` rate per user, counted in Redis (the cache) across all web processes.
+
+    Fail-open like the webhook's rate limiter: a Redis outage must not turn sends into 500s.
+    """
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except RedisError as error:
+            logger.warning("Send throttle unavailable, letting the request through: %s", error)
+            return True
+
+
 class MessageSendApi(APIView):
     permission_classes = [CanSendMessages]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SendRateThrottle]
     throttle_scope = "messenger_send"
 
     @extend_schema(

@@ -6,6 +6,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from tests.processes import free_port
+
 URL = "/api/integrations/messenger/send"
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
 
@@ -159,6 +161,18 @@ def test_the_endpoint_is_throttled(graph, ada_conversation, token_client, monkey
     ]
     assert statuses == [200, 200, 429]
     assert len(graph.calls(kind="message")) == 2
+
+
+def test_the_throttle_lets_sends_through_when_redis_is_down(graph, ada_conversation, token_client, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    response = token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
+    assert response.status_code == 200
+    assert len(graph.calls(kind="message")) == 1
 
 
 def test_schema_documents_the_endpoint_with_examples(client):
