@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from conversations.models import ChannelIdentity, Conversation, Message
 from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
-from conversations.selectors import RATE_LIMIT_NOTICE_PENDING
+from conversations.selectors import OUTGOING_ROLES, RATE_LIMIT_NOTICE_PENDING
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.replies import reply_schedule
 from messenger.events import (
@@ -39,7 +39,6 @@ from messenger.graph import OUR_METADATA_MARKER
 
 logger = logging.getLogger(__name__)
 
-OUTGOING_ROLES = (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM)
 # PostgreSQL refuses NUL in text and lone UTF-16 surrogates (which JSON can smuggle in).
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # Meta's ids are short printable ASCII; anything else cannot be one (nor fit the columns).
