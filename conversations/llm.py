@@ -22,7 +22,8 @@ import groq
 import httpx
 from django.conf import settings
 
-_REASON_MAX_CHARS = 500
+from messenger.errors import reason_redact
+
 _UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected response)"
 # Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 498})
@@ -154,8 +155,4 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _readable(reason: str, *, api_key: str) -> str:
-    if api_key:
-        reason = reason.replace(api_key, "[redacted]")
-    if len(reason) > _REASON_MAX_CHARS:
-        reason = reason[: _REASON_MAX_CHARS - 1] + "…"
-    return reason
+    return reason_redact(text=reason, secrets=[api_key])

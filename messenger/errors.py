@@ -81,7 +81,7 @@ def classify_graph_error(
     error_class = _error_class(
         http_status=http_status, code=code, subcode=subcode, is_transient=error.get("is_transient") is True
     )
-    reason = _redact(
+    reason = reason_redact(
         text=_reason(http_status=http_status, error=error, code=code, subcode=subcode), secrets=secrets
     )
     return error_class(reason, code=code, subcode=subcode, http_status=http_status)
@@ -135,7 +135,7 @@ def _reason(*, http_status: int, error: Mapping[str, Any], code: int | None, sub
     return f"{text} ({', '.join(facts)})"
 
 
-def _redact(*, text: str, secrets: Iterable[str]) -> str:
+def reason_redact(*, text: str, secrets: Iterable[str]) -> str:
     """`text` without any of `secrets`, cut to a length that fits a log line or an admin cell."""
     for secret in secrets:
         if secret:
