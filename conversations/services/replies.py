@@ -71,35 +71,7 @@ def reply_schedule(*, message: Message, sender: str | None = None) -> str | None
     re-queued by the recovery sweep, so the failure is only logged. `sender`, the PSID the
     log line names, spares reading the conversation when the caller knows it.
     """
-    sender = sender or _psid(message.conversation)
-    try:
-        job_id = _reply_job_push(message=message)
-    except RedisError:
-        logger.warning(_NOT_QUEUED_WARNING, sender, message.pk, exc_info=True)
-        return None
-    logger.info("Queued reply job: sender=%s job=%s", sender, job_id)
-    return job_id
-
-
-_NOT_QUEUED_WARNING = (
-    "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s"
-)
-
-
-def _reply_job_push(*, message: Message) -> str:
-    """The webhook's enqueue, once per message: one Redis round trip instead of three.
-
-    The queue is built once per process (a fresh one asks Redis for its version on every
-    enqueue), and rq's writes go in one pipeline (rq alone sends them in two).
-    """
-    queue = _reply_queue()
-    retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
-    with queue.connection.pipeline() as pipeline:
-        job = queue.enqueue(
-            REPLY_JOB, message.pk, job_id=_reply_job_id(message), retry=retry, pipeline=pipeline
-        )
-        pipeline.execute()
-    return job.id
+    return _reply_job_enqueue(message=message, job_id=_reply_job_id(message), sender=sender)
 
 
 @functools.cache
@@ -319,26 +291,39 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
 
 
 def _reply_job_enqueue(
-    *, message: Message, job_id: str | None = None, delay: int | None = None
+    *, message: Message, job_id: str | None = None, delay: int | None = None, sender: str | None = None
 ) -> str | None:
-    queue = django_rq.get_queue(QUEUE_NAME)
+    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down.
+
+    One Redis round trip: the queue is built once per process (a fresh one asks Redis for
+    its version on every enqueue) and rq's writes go in one pipeline (alone it sends two).
+    """
+    sender = sender or _psid(message.conversation)
+    queue = _reply_queue()
     retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
     try:
-        if delay:
-            job = queue.enqueue_in(
-                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=retry
-            )
-        else:
-            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=retry)
+        with queue.connection.pipeline() as pipeline:
+            if delay:
+                job = queue.enqueue_in(
+                    timedelta(seconds=delay),
+                    REPLY_JOB,
+                    message.pk,
+                    job_id=job_id,
+                    retry=retry,
+                    pipeline=pipeline,
+                )
+            else:
+                job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=retry, pipeline=pipeline)
+            pipeline.execute()
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
-            _psid(message.conversation),
+            sender,
             message.pk,
             exc_info=True,
         )
         return None
-    logger.info("Queued reply job: sender=%s job=%s", _psid(message.conversation), job.id)
+    logger.info("Queued reply job: sender=%s job=%s", sender, job.id)
     return job.id
 
 
