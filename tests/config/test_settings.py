@@ -78,3 +78,21 @@ def test_every_documented_variable_has_its_default():
         "'v24.0'", "'https://graph.facebook.com'", "10", "'openai/gpt-oss-120b'", "50",
         "['localhost', '127.0.0.1']", "''",
     ]
+
+
+# PostgreSQL prepares a statement the connection runs again and again, so it is parsed and
+# planned once; behind an old PgBouncer the operator turns that off in DATABASE_URL.
+PREPARED_STATEMENTS = (
+    "import django; django.setup(); from django.db import connection; "
+    "[connection.cursor().execute('SELECT count(*) FROM pg_class WHERE relname = %s', ['x']) for _ in range(6)]; "
+    "cursor = connection.cursor(); cursor.execute('SELECT count(*) FROM pg_prepared_statements'); "
+    "print(cursor.fetchone()[0] > 0)"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("url_options", "prepared"), [("", "True"), ("?server_side_binding=false", "False")])
+def test_repeated_statements_are_prepared_unless_turned_off(db, url_options, prepared):
+    env = process_environment(DEBUG="True")
+    result = run_python(PREPARED_STATEMENTS, {**env, "DATABASE_URL": env["DATABASE_URL"] + url_options})
+    assert result.stdout.split() == [prepared], result.stderr

@@ -1,0 +1,71 @@
+"""The database backend: a connection the server closed is replaced, not used (config/postgresql)."""
+import json
+import time
+
+import pytest
+import requests
+from django.db import connection
+
+from conversations.models import Message
+from tests.messenger.webhook_client import WEBHOOK_PATH, signature, text_message
+from tests.processes import process_environment, start_web
+
+pytestmark = pytest.mark.postgres
+
+TERMINATE_OTHER_BACKENDS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def _unusable_within(seconds: float, database_connection) -> bool:
+    deadline = time.monotonic() + seconds
+    while database_connection.is_usable():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_connection_is_usable_until_the_server_closes_it():
+    connection.ensure_connection()
+    assert connection.is_usable()
+    connection.cursor().execute("SELECT 1")
+    assert connection.is_usable()  # a finished query leaves nothing to read
+
+    backend_pid = connection.connection.info.backend_pid
+    other = connection.copy()  # another session asks the server to drop ours
+    try:
+        other.cursor().execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    finally:
+        other.close()
+    assert _unusable_within(5, connection)
+    connection.close()
+
+
+@pytest.fixture
+def web(transactional_db, tmp_path):
+    process, base_url = start_web(process_environment(WEB_CONCURRENCY="1"), tmp_path)
+    yield base_url
+    process.stop()
+
+
+def _post(base_url: str, *, mid: str) -> int:
+    body = json.dumps(text_message(mid=mid, text="Still there?")).encode()
+    return requests.post(
+        base_url + WEBHOOK_PATH,
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature(body)},
+        timeout=10,
+    ).status_code
+
+
+@pytest.mark.e2e
+def test_after_the_server_drops_the_web_process_connections_the_next_webhook_is_stored(web):
+    assert _post(web, mid="m_before_the_drop") == 200
+    with connection.cursor() as cursor:  # what a restart or a failover does to every session
+        cursor.execute(TERMINATE_OTHER_BACKENDS)
+    time.sleep(0.2)
+    assert _post(web, mid="m_after_the_drop") == 200
+    assert Message.objects.filter(external_id__in=["m_before_the_drop", "m_after_the_drop"]).count() == 2
