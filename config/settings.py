@@ -130,7 +130,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 43% of PostgreSQL's CPU per webhook message (docs/bench-ingest.md). Behind PgBouncer
     # in transaction mode this needs PgBouncer >= 1.21 (max_prepared_statements); with an
     # older one, DATABASE_URL's `?server_side_binding=false` turns it off.
-    _db_options["server_side_binding"] = env.parse_value(str(_db_options.get("server_side_binding", True)), bool)
+    _db_options["server_side_binding"] = env.parse_value(
+        str(_db_options.get("server_side_binding", True)), bool
+    )
     _db_options.setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -73,11 +73,15 @@ class Conversation(models.Model):
             # their own for the admin's "paused" filter, and the rest are found through the one
             # above, which the "active" filter reads with no detour since nearly all are.
             models.Index(
-                fields=["-last_activity_at"], condition=Q(bot_active=False), name="conversation_paused_activity"
+                fields=["-last_activity_at"],
+                condition=Q(bot_active=False),
+                name="conversation_paused_activity",
             ),
             # Partial: the many rows with no pauser stay out of it.
             models.Index(
-                fields=["bot_paused_by"], condition=Q(bot_paused_by__isnull=False), name="conversation_paused_by"
+                fields=["bot_paused_by"],
+                condition=Q(bot_paused_by__isnull=False),
+                name="conversation_paused_by",
             ),
         ]
 
@@ -170,9 +174,9 @@ class Message(models.Model):
                 condition=Q(status="failed"),
                 name="message_failed",
             ),
-            # Most messages quote nothing and no staff member wrote them: partial indexes for
-            # the deletes that follow these keys skip them, so a webhook message updates
-            # fewer indexes (bench/ingest).
+            # For deleting a message or a user (SET NULL follows these keys). Partial: most
+            # messages quote nothing and were not written by staff, and a webhook message
+            # then writes two index entries fewer (bench/ingest).
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
             models.Index(fields=["sent_by"], condition=Q(sent_by__isnull=False), name="message_sent_by"),
         ]

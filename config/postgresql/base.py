@@ -19,7 +19,9 @@ _USABLE_STATES = frozenset({TransactionStatus.IDLE, TransactionStatus.INTRANS})
 class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
         connection = self.connection
-        if connection is None or connection.closed or connection.info.transaction_status not in _USABLE_STATES:
+        if connection is None or connection.closed:
+            return False
+        if connection.info.transaction_status not in _USABLE_STATES:
             return False
         # Nothing is owed to an idle client: anything to read (or a hang-up) means it is going.
         poller = select.poll()

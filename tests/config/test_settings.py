@@ -84,7 +84,8 @@ def test_every_documented_variable_has_its_default():
 # planned once; behind an old PgBouncer the operator turns that off in DATABASE_URL.
 PREPARED_STATEMENTS = (
     "import django; django.setup(); from django.db import connection; "
-    "[connection.cursor().execute('SELECT count(*) FROM pg_class WHERE relname = %s', ['x']) for _ in range(6)]; "
+    "query = 'SELECT count(*) FROM pg_class WHERE relname = %s'; "
+    "[connection.cursor().execute(query, ['x']) for _ in range(6)]; "
     "cursor = connection.cursor(); cursor.execute('SELECT count(*) FROM pg_prepared_statements'); "
     "print(cursor.fetchone()[0] > 0)"
 )
