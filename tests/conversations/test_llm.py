@@ -1,7 +1,5 @@
 """The Groq wrapper against the Groq stand-in: the real SDK, real sockets, real timeouts."""
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +14,7 @@ from conversations.llm import (
     get_groq_client,
     llm_complete,
 )
-from tests.standins import StandIn, closed_port_url
+from tests.standins import closed_port_url, standin_process
 from tests.standins.groq import REASONING, echo_answer
 
 API_KEY = "gsk_test_secret_key_42"
@@ -212,21 +210,12 @@ def test_the_stand_in_counts_overlapping_calls(groq_standin, client):
 
 
 def test_the_groq_stand_in_runs_as_a_module():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.groq", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        url = process.stdout.readline().split()[-1]
-        standin = StandIn(url=url)
-        standin.wait_until_up()
+    with standin_process("groq") as standin:
         standin.script([{"status": 503}], default={"text": "Scripted answer."})
-        client = build_groq_client(api_key=API_KEY, timeout=2, base_url=url)
+        client = build_groq_client(api_key=API_KEY, timeout=2, base_url=standin.url)
 
         with pytest.raises(TransientLLMError):
             complete(client=client, prompt=PROMPT, model=MODEL)
         assert complete(client=client, prompt=PROMPT, model=MODEL).text == "Scripted answer."
 
         assert [call["status"] for call in standin.calls()] == [503, 200]
-    finally:
-        process.terminate()
-        process.wait(timeout=5)

@@ -3,8 +3,6 @@
 import logging
 import random
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +16,7 @@ from messenger.errors import (
     classify_graph_error,
 )
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
-from tests.standins import StandIn, closed_port_url
+from tests.standins import closed_port_url, standin_process
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"
@@ -232,15 +230,9 @@ def test_get_profile_returns_nothing_when_graph_is_down():
 
 
 def test_the_graph_stand_in_runs_as_a_module():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.graph", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        url = process.stdout.readline().split()[-1]
-        standin = StandIn(url=url)
-        standin.wait_until_up()
+    with standin_process("graph") as standin:
         standin.script([{"on": "message", "status": 400, "code": 551}])
-        client = GraphClient(base_url=url, api_version="v24.0", access_token=TOKEN)
+        client = GraphClient(base_url=standin.url, api_version="v24.0", access_token=TOKEN)
 
         client.send_action(psid=PSID, action="mark_seen")
         with pytest.raises(RecipientUnreachableError):
@@ -252,9 +244,6 @@ def test_the_graph_stand_in_runs_as_a_module():
         ]
         standin.reset()
         assert standin.stats() == {"calls": 0, "in_flight": 0, "max_in_flight": 0}
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
 
 
 # --- split_message -----------------------------------------------------------------------

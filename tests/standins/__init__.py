@@ -26,16 +26,20 @@ no "on"), else the default, and merges it over the default. Keys of a scripted r
 """
 
 import argparse
+import contextlib
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -331,6 +335,32 @@ class StandIn:
         )
         with self._opener.open(request, timeout=_CONTROL_TIMEOUT_SECONDS) as response:
             return json.load(response)
+
+
+@contextlib.contextmanager
+def standin_process(name: str, *, log: Path | None = None) -> Iterator[StandIn]:
+    """`python -m tests.standins.<name>` as a process of its own, up until the block ends.
+
+    Its URL is the one it prints on its first line; its request log goes to `log` if given.
+    """
+    with contextlib.ExitStack() as files:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"{__name__}.{name}", "--port", "0"],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=files.enter_context(log.open("wb")) if log else None,
+            text=True,
+        )
+        try:
+            first_line = process.stdout.readline()
+            if not first_line.startswith("listening on "):
+                raise RuntimeError(f"stand-in {name} did not start: {first_line!r}")
+            standin = StandIn(url=first_line.split()[-1])
+            standin.wait_until_up()
+            yield standin
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
 
 
 def closed_port_url() -> str:
