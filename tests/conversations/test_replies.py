@@ -5,9 +5,11 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_rq import get_queue
+from rq import Retry
 from rq.job import Job, JobStatus
 
 from conversations.llm import TransientLLMError
@@ -322,6 +324,35 @@ def test_schedule_queues_one_job_per_message(conversation, redis_conn, caplog):
         "queued",
     )
     assert f"Queued reply job: sender={PSID} job={job_id}" in caplog.text
+
+
+def test_a_scheduled_job_is_stored_as_rqs_own_enqueue_stores_it(conversation, redis_conn):
+    # reply_schedule writes the job itself (see _reply_job_push): an rq upgrade that changes
+    # what a queued job holds must show up here, not in a worker that cannot read it.
+    by_rq, by_us = client_message(conversation), client_message(conversation)
+    get_queue("default").enqueue(
+        "conversations.jobs.reply_to_message",
+        by_rq.pk,
+        job_id=f"reply-{by_rq.pk}",
+        retry=Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS),
+    )
+
+    reply_schedule(message=by_us)
+
+    def stored(message):
+        job_hash = redis_conn.hgetall(f"rq:job:reply-{message.pk}")
+        job = Job.fetch(f"reply-{message.pk}", connection=redis_conn)
+        assert job.args == (message.pk,) and job.description.endswith(f"({message.pk})")
+        assert timezone.now() - timedelta(seconds=5) < job.created_at <= job.enqueued_at <= timezone.now()
+        return {key: value for key, value in job_hash.items() if key not in _PER_JOB_FIELDS}
+
+    assert stored(by_us) == stored(by_rq)
+    queued = [f"reply-{message.pk}".encode() for message in (by_rq, by_us)]
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == queued
+    assert redis_conn.smembers("rq:queues") == {b"rq:queue:default"}
+
+
+_PER_JOB_FIELDS = {b"data", b"description", b"created_at", b"enqueued_at"}
 
 
 def test_schedule_survives_redis_being_down(conversation, settings, caplog):
