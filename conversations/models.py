@@ -115,15 +115,17 @@ class Message(models.Model):
     # Channel message id (Messenger `mid`): the dedup key for redelivered webhooks.
     external_id = models.CharField(max_length=255, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
-    error_code = models.CharField(max_length=64, blank=True)
-    error_detail = models.TextField(blank=True)
+    # The database defaults let conversations.services.inbound insert a message naming only
+    # the columns it sets (bench/ingest).
+    error_code = models.CharField(max_length=64, blank=True, default="", db_default="")
+    error_detail = models.TextField(blank=True, default="", db_default="")
     # Client messages: the message they quote. Replies: the latest client message they answer.
     reply_to = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", db_index=False
     )
     # Quick-reply / postback payloads, referrals and similar channel facts.
     details = models.JSONField(default=dict, blank=True)
-    reaction = models.CharField(max_length=64, blank=True)
+    reaction = models.CharField(max_length=64, blank=True, default="", db_default="")
     # The event exactly as the channel sent it, for debugging.
     raw = models.JSONField(null=True, blank=True)
     sent_by = models.ForeignKey(
@@ -139,7 +141,7 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     # LLM facts, for ai messages.
-    llm_model = models.CharField(max_length=128, blank=True)
+    llm_model = models.CharField(max_length=128, blank=True, default="", db_default="")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     llm_latency_ms = models.PositiveIntegerField(null=True, blank=True)

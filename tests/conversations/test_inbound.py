@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conversations.models import Message
 from conversations.selectors import RATE_LIMIT_NOTICE_PENDING
+from conversations.services import inbound
 from conversations.services.inbound import inbound_events_store
 from messenger.graph import OUR_METADATA_MARKER
 from messenger.parser import parse_webhook
@@ -115,6 +116,20 @@ def test_a_known_senders_single_message_is_stored_touched_and_queued_in_one_stat
     assert message.conversation.last_activity_at == message.created_at
     queued = sorted(job.args[0] for job in queued_reply_jobs())
     assert queued == sorted(Message.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_columns_a_webhook_message_leaves_out_hold_the_models_defaults(redis_conn):
+    # The insert names only the columns it sets (inbound._INSERT_FIELDS): a field added to
+    # the model without a database default must fail here, not store something else.
+    _deliver(mid="m_first")  # the usual path, which creates the conversation
+    _deliver(mid="m_second")  # the one-statement path
+    left_out = [field for field in Message._meta.concrete_fields if field not in inbound._INSERT_FIELDS]
+    assert {field.name for field in left_out} >= {"error_code", "sent_by", "llm_model"}
+    for message in Message.objects.all():
+        for field in left_out:
+            if field.name not in ("id", "conversation"):
+                assert getattr(message, field.attname) == field.get_default(), field.name
 
 
 @pytest.mark.django_db(transaction=True)
