@@ -133,8 +133,8 @@ def settle(seconds: float = 1.0) -> None:
 class PrivateRedis:
     """A redis-server of the test's own, which it may kill and restart (never the shared one)."""
 
-    def __init__(self, *, data_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, *, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.data_dir = data_dir
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.server: subprocess.Popen | None = None

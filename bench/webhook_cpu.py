@@ -1,0 +1,165 @@
+"""CPU per webhook request in one warm process: the handshake GET and a signed message POST.
+
+Runs the whole view stack (Django's WSGI handler, every middleware, the real services) in
+this process, against PostgreSQL and a private Redis, with no HTTP server, load generator or
+other worker on the cores. It tells how much Python a change costs or saves, which
+bench/ingest's requests/s on a shared two-core machine can hide in its run-to-run spread.
+Rounds alternate the handshake and the ingest so that a drift of the machine hits both;
+the report gives the median over the rounds of CPU (`time.process_time`) per request.
+
+    .venv/bin/python bench/webhook_cpu.py [--requests 3000] [--rounds 5]
+
+Creates its own database (msgr_bench_webhook_cpu) on DATABASE_URL's server (default
+postgres://postgres@127.0.0.1:5432) and drops it afterwards; needs redis-server.
+See docs/bench-ingest.md for the numbers on the project's machine.
+"""
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+
+from tests.processes import free_port  # noqa: E402
+
+DATABASE_NAME = "msgr_bench_webhook_cpu"
+MESSAGES_PER_SENDER = 10  # the default rate limit: every message is stored and queued
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="per side and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    server_url = database_url.rsplit("/", 1)[0]
+    _database_run(server_url, f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
+    _database_run(server_url, f"CREATE DATABASE {DATABASE_NAME}")
+    redis_port = free_port()
+    # Before anything loads the settings, which read them once.
+    os.environ.update(
+        DATABASE_URL=f"{server_url}/{DATABASE_NAME}",
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        DJANGO_SETTINGS_MODULE="tests.settings",
+    )
+    from tests.e2e.stack import PrivateRedis
+
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-webhook-cpu-"))
+    redis_server = PrivateRedis(data_dir=work_dir, port=redis_port)
+    try:
+        cpu = measure(requests=args.requests, rounds=args.rounds, log=work_dir / "webhook.log")
+    finally:
+        redis_server.kill()
+        shutil.rmtree(work_dir)
+        _database_run(server_url, f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
+    print(f"{args.rounds} rounds of {args.requests} requests per side, in one process")
+    print(f"{'':<16}{'CPU us/request (median; range)':>34}")
+    for name, values in cpu.items():
+        print(f"{name:<16}{statistics.median(values):>12.1f}  ({min(values):.1f}-{max(values):.1f})")
+
+
+def measure(*, requests: int, rounds: int, log: Path) -> dict[str, list[float]]:
+    import logging
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.core.wsgi import get_wsgi_application
+
+    application = get_wsgi_application()  # sets Django up, logging included
+    # The INFO line each message logs goes to a file, as in production, not to this terminal.
+    logging.getLogger().handlers[0].setStream(log.open("w"))
+    call_command("migrate", verbosity=0)
+    handshake = _environ(
+        method="GET",
+        query=f"hub.mode=subscribe&hub.verify_token={settings.FACEBOOK_VERIFY_TOKEN}&hub.challenge=1158",
+    )
+    # Each sender's first message, then at most the rest of the window, over every round.
+    senders = -(-(requests * (rounds + 1)) // (MESSAGES_PER_SENDER - 1))
+    messages = _messages(app_secret=settings.FACEBOOK_APP_SECRET, senders=senders)
+    for _ in range(senders):  # first contacts: each creates its conversation, not measured
+        _call(application, next(messages))
+    sides = (("handshake GET", lambda: dict(handshake)), ("ingest POST", lambda: next(messages)))
+    cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
+    for round_number in range(rounds + 1):  # round 0 warms up: imports, prepared statements
+        for name, next_environ in sides:
+            per_request = _cpu_per_request(application, next_environ, requests=requests)
+            if round_number:
+                cpu[name].append(per_request)
+    _check_every_message_took_the_full_path()
+    return cpu
+
+
+def _check_every_message_took_the_full_path() -> None:
+    from django_rq import get_queue
+
+    from conversations.models import Message
+
+    stored = Message.objects.filter(status=Message.Status.RECEIVED).count()
+    if Message.objects.count() != stored or get_queue("default").count != stored:
+        sys.exit("some messages were not stored as received with a reply job: the measurement is off")
+
+
+def _cpu_per_request(application: Callable, next_environ: Callable[[], dict], *, requests: int) -> float:
+    environs = [next_environ() for _ in range(requests)]
+    start = time.process_time()
+    for environ in environs:
+        _call(application, environ)
+    return (time.process_time() - start) / requests * 1e6
+
+
+def _messages(*, app_secret: str, senders: int):
+    """Signed single-message deliveries, senders interleaved, as WSGI environs."""
+    from tests.messenger.webhook_client import signature, text_message
+
+    n = 0
+    while True:
+        psid = str(7 * 10**15 + n % senders)
+        message = text_message(mid=f"m_cpu_{n}", text=f"Hello, this is message {n}", psid=psid)
+        body = json.dumps(message, separators=(",", ":")).encode()
+        yield _environ(method="POST", body=body, HTTP_X_HUB_SIGNATURE_256=signature(body, app_secret))
+        n += 1
+
+
+def _environ(*, method: str, query: str = "", body: bytes = b"", **headers: str) -> dict:
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": "/api/webhooks/messenger",
+        "QUERY_STRING": query,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "localhost:8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        **headers,
+    }
+
+
+def _call(application: Callable, environ: dict) -> None:
+    statuses = []
+    response = application(environ, lambda status, headers: statuses.append(status))
+    b"".join(response)
+    response.close()
+    if not statuses[0].startswith("200"):
+        sys.exit(f"{environ['REQUEST_METHOD']} answered {statuses[0]}")
+
+
+def _database_run(server_url: str, statement: str) -> None:
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+if __name__ == "__main__":
+    main()
