@@ -1,0 +1,18 @@
+"""The web process's gunicorn settings, seen on the running process."""
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.processes import process_environment, start_web
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system")
+def test_web_workers_keep_their_heartbeat_files_in_memory(tmp_path):
+    web, _ = start_web(process_environment(WEB_CONCURRENCY="1"), tmp_path)
+    try:
+        [worker] = Path(f"/proc/{web.popen.pid}/task/{web.popen.pid}/children").read_text().split()
+        open_files = [os.readlink(fd) for fd in Path(f"/proc/{worker}/fd").iterdir()]
+    finally:
+        web.stop()
+    assert any(path.startswith("/dev/shm/") for path in open_files), open_files
