@@ -379,6 +379,17 @@ def test_sweep_requeues_overdue_messages_but_not_fresh_or_waiting_ones(conversat
     assert queued == {overdue.pk, waiting.pk}
 
 
+def test_sweep_queues_a_second_job_beside_one_that_may_have_died_mid_run(conversation, redis_conn):
+    overdue = client_message(conversation, created_at=timezone.now() - timedelta(minutes=5))
+    Job.fetch(reply_schedule(message=overdue), connection=redis_conn).set_status(JobStatus.STARTED)
+
+    assert replies_sweep() == 1
+
+    jobs = get_queue("default").get_jobs()
+    assert [job.args for job in jobs] == [(overdue.pk,), (overdue.pk,)]
+    assert len({job.id for job in jobs}) == 2  # the second has an id of its own
+
+
 def test_retry_makes_a_failed_message_answerable_again(services, conversation, redis_conn):
     graph, groq = services
     groq.script([{"status": 401}])
