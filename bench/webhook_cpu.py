@@ -27,9 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
-
-from tests.processes import free_port  # noqa: E402
+from tests.processes import free_port, scratch_database_create, scratch_database_drop  # noqa: E402
 
 DATABASE_NAME = "msgr_bench_webhook_cpu"
 MESSAGES_PER_SENDER = 10  # the default rate limit: every message is stored and queued
@@ -41,14 +39,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    server_url = database_url.rsplit("/", 1)[0]
-    _database_run(server_url, f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
-    _database_run(server_url, f"CREATE DATABASE {DATABASE_NAME}")
+    database_url = scratch_database_create(DATABASE_NAME)
     redis_port = free_port()
     # Before anything loads the settings, which read them once.
     os.environ.update(
-        DATABASE_URL=f"{server_url}/{DATABASE_NAME}",
+        DATABASE_URL=database_url,
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
         DJANGO_SETTINGS_MODULE="tests.settings",
     )
@@ -61,7 +56,7 @@ def main() -> None:
     finally:
         redis_server.kill()
         shutil.rmtree(work_dir)
-        _database_run(server_url, f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
+        scratch_database_drop(DATABASE_NAME)
     print(f"{args.rounds} rounds of {args.requests} requests per side, in one process")
     print(f"{'':<16}{'CPU us/request (median; range)':>34}")
     for name, values in cpu.items():
@@ -154,11 +149,6 @@ def _call(application: Callable, environ: dict) -> None:
     response.close()
     if not statuses[0].startswith("200"):
         sys.exit(f"{environ['REQUEST_METHOD']} answered {statuses[0]}")
-
-
-def _database_run(server_url: str, statement: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
-        connection.execute(statement)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import requests
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -104,3 +105,26 @@ def start_web(env: dict[str, str], log_dir: Path, timeout: float = 30) -> tuple[
             time.sleep(0.1)
     process.stop()
     raise RuntimeError(f"web did not answer within {timeout}s:\n{process.output()}")
+
+
+def scratch_database_create(name: str) -> str:
+    """A new, empty database `name` on DATABASE_URL's server (else the local one); its URL.
+
+    For the benchmarks, which each work on a database of their own and drop it afterwards.
+    """
+    scratch_database_drop(name)
+    _server_run(f"CREATE DATABASE {name}")
+    return f"{_server_url()}/{name}"
+
+
+def scratch_database_drop(name: str) -> None:
+    _server_run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _server_run(statement: str) -> None:
+    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def _server_url() -> str:
+    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
