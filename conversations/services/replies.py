@@ -332,12 +332,13 @@ def _reply_job_enqueue(
 
 
 def _reply_job_push(*, queue: Queue, message_id: int, job_id: str | None, pipeline: Pipeline) -> Job:
-    """What `queue.enqueue(REPLY_JOB, message_id, ...)` does, at about half its cost.
+    """What `queue.enqueue(REPLY_JOB, message_id, ...)` does, at two thirds of its cost.
 
-    It runs for every webhook message, and rq builds and checks each job from scratch: 0.13
-    of a request's 0.7 ms of Python (bench/ingest). Every reply job is the same call with
-    another message id, so this copies one that rq's own enqueue built and stores it with
-    rq's own save and push: the same hash and queue entry (tests/conversations/test_replies.py).
+    It runs for every webhook message, and rq builds and checks each job from scratch: the
+    enqueue took 0.15 ms of a request's 0.7 ms of CPU, 0.10 ms this way (docs/bench-ingest.md).
+    Every reply job is the same call with another message id, so this copies one that rq's
+    own enqueue built and stores it with rq's own save and push: the same hash and queue
+    entry (tests/conversations/test_replies.py).
     """
     job = copy.copy(_reply_job_prototype())
     job.id = job_id or str(uuid4())
