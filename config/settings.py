@@ -228,7 +228,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # httpx logs every Groq request line at INFO, which is what operators expect to see.
+        # With LOG_LEVEL=DEBUG, Django would log every SQL statement; httpx's INFO line per
+        # Groq request is left on, which is what operators expect to see.
         "django.db.backends": {"level": "WARNING"},
     },
 }
