@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import free_port, scratch_database_create, scratch_database_drop  # noqa: E402
+from tests.processes import PrivateRedis, free_port, scratch_database_create, scratch_database_drop  # noqa: E402
 
 DATABASE_NAME = "msgr_bench_webhook_cpu"
 MESSAGES_PER_SENDER = 10  # the default rate limit: every message is stored and queued
@@ -67,7 +67,6 @@ def main() -> None:
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
         DJANGO_SETTINGS_MODULE="tests.settings",
     )
-    from tests.e2e.stack import PrivateRedis
 
     work_dir = Path(tempfile.mkdtemp(prefix="bench-webhook-cpu-"))
     redis_server = PrivateRedis(data_dir=work_dir, port=redis_port)

@@ -1,13 +1,17 @@
-"""Start the real processes from the Procfile, as honcho or a platform would."""
+"""The real processes tests and benchmarks start: the Procfile's, as honcho or a platform
+would, and a private Redis and scratch databases of their own."""
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import redis
 import requests
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -128,3 +132,54 @@ def _server_run(statement: str) -> None:
 
 def _server_url() -> str:
     return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, which it may kill and restart (never the shared one)."""
+
+    def __init__(self, *, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.server: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, message="redis-server to start")
+
+    def kill(self) -> None:
+        self.server.kill()
+        self.server.wait()
+
+    def _answers(self) -> bool:
+        try:
+            return redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
+        except redis.ConnectionError:
+            return False

@@ -5,18 +5,15 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 
 from tests.messenger.webhook_client import signature, text_message
-from tests.processes import Process, free_port, process_environment, start_web
+from tests.processes import Process, process_environment, start_web
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
 
@@ -114,57 +111,9 @@ def process_descendants(pid: int) -> list[int]:
     return found
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.05)
-
-
 def settle(seconds: float = 1.0) -> None:
     """Give a duplicate, if there were going to be one, time to show up before counting."""
     time.sleep(seconds)
 
 
-class PrivateRedis:
-    """A redis-server of the test's own, which it may kill and restart (never the shared one)."""
 
-    def __init__(self, *, data_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.data_dir = data_dir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.server: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.server = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.data_dir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, timeout=10, message="redis-server to start")
-
-    def kill(self) -> None:
-        self.server.kill()
-        self.server.wait()
-
-    def _answers(self) -> bool:
-        try:
-            return redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-        except redis.ConnectionError:
-            return False

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from tests.e2e.stack import PrivateRedis, Stack, settle, wait_for
+from tests.e2e.stack import Stack, settle
+from tests.processes import PrivateRedis, wait_for
 
 pytestmark = pytest.mark.postgres
 # Lock expiry (GROQ_TIMEOUT_SECONDS + REPLY_LOCK_MARGIN_SECONDS), sweep grace and start-up, with room.

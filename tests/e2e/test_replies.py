@@ -8,7 +8,8 @@ import pytest
 from conversations.models import Message
 from conversations.prompts import SECTIONS
 from conversations.services.replies import APOLOGY_TEXT
-from tests.e2e.stack import settle, wait_for
+from tests.e2e.stack import settle
+from tests.processes import wait_for
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres
