@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +183,28 @@ class PrivateRedis:
             return redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
         except redis.ConnectionError:
             return False
+
+
+def process_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Each running process's /proc/<pid>/stat (Linux): its pid, its name, and the fields after
+    the name (state, ppid, pgrp, ...; utime, stime, cutime, cstime are 11-14)."""
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_path.read_text()
+        except OSError:  # it exited meanwhile
+            continue
+        pid, rest = text.split(" (", 1)
+        name, fields = rest.rsplit(") ", 1)  # a process name may hold spaces and parentheses
+        yield int(pid), name, fields.split()
+
+
+def process_descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, _, fields in process_stats():
+        children.setdefault(int(fields[1]), []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from tests.messenger.webhook_client import signature, text_message
-from tests.processes import Process, process_environment, start_web
+from tests.processes import Process, process_descendants, process_environment, start_web
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
 
@@ -94,21 +94,6 @@ class Stack:
 
     def prompts_with(self, marker: str) -> list[dict[str, Any]]:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
-
-
-def process_descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # "pid (comm) state ppid ...": comm may contain spaces, so split after its ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def settle(seconds: float = 1.0) -> None:
