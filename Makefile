@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev migrate bench-ingest bench-pipeline chromium
+.PHONY: run test install install-dev migrate bench-system bench-ingest chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/python bin/local.py run
+	$(BIN)/python -m devtools.local run
 
 test: install-dev chromium
-	$(BIN)/python bin/local.py test $(PYTEST_ARGS)
+	$(BIN)/python -m devtools.local test $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium; install it when missing and apt-get is there.
 # (Never `playwright install`: no browser is downloaded from outside the distribution.)
@@ -39,8 +39,9 @@ chromium:
 migrate: install
 	$(BIN)/python manage.py migrate
 
-bench-pipeline: install-dev
-	$(BIN)/python bench/pipeline $(BENCH_ARGS)
+# The headline benchmark: the whole service on this machine (docs/benchmarks.md).
+bench-system: install-dev
+	$(BIN)/python bench/system $(BENCH_ARGS)
 
 bench-ingest: install-dev
 	$(BIN)/python bench/ingest $(BENCH_ARGS)

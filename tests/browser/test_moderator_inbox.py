@@ -16,7 +16,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from conversations.models import ChannelIdentity, Contact, Conversation, Message
-from tests.processes import BASE_DIR, process_environment, start_web
+from devtools.processes import BASE_DIR, start_web
+from tests.processes import process_environment
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

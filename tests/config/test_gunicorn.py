@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import process_environment, start_web
+from devtools.processes import start_web
+from tests.processes import process_environment
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system")

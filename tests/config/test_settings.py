@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from tests.processes import BASE_DIR, Process, process_environment
+from devtools.processes import BASE_DIR, Process
+from tests.processes import process_environment
 
 SECRETS = [
     "SECRET_KEY",

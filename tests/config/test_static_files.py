@@ -1,6 +1,7 @@
 import requests
 
-from tests.processes import process_environment, start_web
+from devtools.processes import start_web
+from tests.processes import process_environment
 
 
 def test_web_serves_the_admin_and_docs_assets_with_debug_off_and_no_collectstatic(tmp_path):

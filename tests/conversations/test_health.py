@@ -1,7 +1,8 @@
 import pytest
 import requests
 
-from tests.processes import free_port, start_web, process_environment
+from devtools.processes import free_port, start_web
+from tests.processes import process_environment
 
 
 def test_health_ok(client, db, redis_conn):

@@ -23,7 +23,8 @@ from tests.messenger.webhook_client import (
     signature,
     text_message,
 )
-from tests.processes import free_port, process_environment, start_web
+from devtools.processes import free_port, start_web
+from tests.processes import process_environment
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,8 @@ from conversations.llm import (
     get_groq_client,
     llm_complete,
 )
-from tests.standins import closed_port_url, standin_process
+from devtools.standins import standin_process
+from tests.standins import closed_port_url
 from tests.standins.groq import REASONING, echo_answer
 
 API_KEY = "gsk_test_secret_key_42"
@@ -204,7 +205,7 @@ def test_the_stand_in_counts_overlapping_calls(groq_standin, client):
         thread.join()
 
     calls = groq_standin.calls()
-    assert groq_standin.stats() == {"calls": 3, "in_flight": 0, "max_in_flight": 3}
+    assert groq_standin.stats() == {"calls": 3, "kinds": {"chat": 3}, "in_flight": 0, "max_in_flight": 3}
     assert sorted(call["prompt"] for call in calls) == ["prompt 0", "prompt 1", "prompt 2"]
     assert all(call["ended"] - call["started"] >= 0.3 for call in calls)
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
-from tests.processes import free_port
+from devtools.processes import free_port
 
 ALLOWED = RateLimitVerdict.ALLOWED
 FIRST = RateLimitVerdict.FIRST_OVER_LIMIT

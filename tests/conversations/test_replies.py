@@ -25,7 +25,7 @@ from conversations.services.replies import (
     reply_schedule,
 )
 from messenger.errors import TransientDeliveryError
-from tests.processes import wait_for
+from devtools.processes import wait_for
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,8 @@ from typing import Any
 import requests
 
 from tests.messenger.webhook_client import signature, text_message
-from tests.processes import Process, process_descendants, process_environment, start_web
+from devtools.processes import Process, process_descendants, start_web
+from tests.processes import process_environment
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
 

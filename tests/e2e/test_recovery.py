@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from tests.e2e.stack import Stack, settle
-from tests.processes import PrivateRedis, wait_for
+from devtools.processes import PrivateRedis, wait_for
 
 pytestmark = pytest.mark.postgres
 # Lock expiry (GROQ_TIMEOUT_SECONDS + REPLY_LOCK_MARGIN_SECONDS), sweep grace and start-up, with room.

@@ -9,7 +9,7 @@ from conversations.models import Message
 from conversations.prompts import SECTIONS
 from conversations.services.replies import APOLOGY_TEXT
 from tests.e2e.stack import settle
-from tests.processes import wait_for
+from devtools.processes import wait_for
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres

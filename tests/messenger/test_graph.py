@@ -16,7 +16,8 @@ from messenger.errors import (
     classify_graph_error,
 )
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
-from tests.standins import closed_port_url, standin_process
+from devtools.standins import standin_process
+from tests.standins import closed_port_url
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"
@@ -243,7 +244,7 @@ def test_the_graph_stand_in_runs_as_a_module():
             ("message", 400),
         ]
         standin.reset()
-        assert standin.stats() == {"calls": 0, "in_flight": 0, "max_in_flight": 0}
+        assert standin.stats() == {"calls": 0, "kinds": {}, "in_flight": 0, "max_in_flight": 0}
 
 
 # --- split_message -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from tests.processes import free_port
+from devtools.processes import free_port
 
 URL = "/api/integrations/messenger/send"
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture

@@ -1,6 +1,4 @@
 """Sign and post webhook bodies the way Meta does, and look at what was queued."""
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -8,10 +6,11 @@ from typing import Any
 from django.test import Client, TestCase
 from django_rq import get_queue
 
+from devtools import webhook
+from devtools.webhook import PAGE_ID, WEBHOOK_PATH  # noqa: F401 -- re-exported for the tests
+
 FIXTURES = Path(__file__).parent / "fixtures"
-WEBHOOK_PATH = "/api/webhooks/messenger"
 APP_SECRET = "test-app-secret"  # tests/settings.py
-PAGE_ID = "104728561934527"
 PSID = "7395028461739201"
 
 
@@ -20,7 +19,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def signature(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return webhook.signature(body, secret)
 
 
 def post_signed(client: Client, payload: object, *, path: str = WEBHOOK_PATH, **headers: str):
@@ -37,23 +36,7 @@ def post_signed(client: Client, payload: object, *, path: str = WEBHOOK_PATH, **
 
 def text_message(*, mid: str, text: str = "Hello", psid: str = PSID) -> dict[str, Any]:
     """A one-message envelope shaped like Meta's, for tests that need many distinct ones."""
-    return {
-        "object": "page",
-        "entry": [
-            {
-                "id": PAGE_ID,
-                "time": 1732550460623,
-                "messaging": [
-                    {
-                        "sender": {"id": psid},
-                        "recipient": {"id": PAGE_ID},
-                        "timestamp": 1732550460311,
-                        "message": {"mid": mid, "text": text},
-                    }
-                ],
-            }
-        ],
-    }
+    return webhook.text_message(mid=mid, text=text, psid=psid)
 
 
 def queued_reply_jobs() -> list:

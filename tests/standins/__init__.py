@@ -10,7 +10,7 @@ first line of stdout). Both are driven through the same HTTP control API:
                    (names lower-cased), json (or body when not JSON), kind, status,
                    started / ended (Unix time, comparable across processes), plus the
                    stand-in's own fields (psid, prompt, ...)
-    GET  /_stats   {"calls": n, "in_flight": n, "max_in_flight": n}
+    GET  /_stats   {"calls": n, "kinds": {kind: n}, "in_flight": n, "max_in_flight": n}
     POST /_script  a list of scripted responses, or {"responses": [...], "default": {...}}
     POST /_reset   forget calls, stats and script
 
@@ -26,24 +26,18 @@ no "on"), else the default, and merges it over the default. Keys of a scripted r
 """
 
 import argparse
-import contextlib
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-_CONTROL_TIMEOUT_SECONDS = 5
+from devtools.standins import StandInClient
 
 
 @dataclass(frozen=True)
@@ -171,7 +165,10 @@ class StandInServer(ThreadingHTTPServer):
                 return Reply(status=200, body=[dict(call) for call in self._calls])
         if route == ("GET", "/_stats"):
             with self._lock:
-                stats = {"calls": len(self._calls), "in_flight": self._in_flight}
+                kinds: dict[str, int] = {}
+                for call in self._calls:
+                    kinds[call["kind"]] = kinds.get(call["kind"], 0) + 1
+                stats = {"calls": len(self._calls), "kinds": kinds, "in_flight": self._in_flight}
                 return Reply(status=200, body={**stats, "max_in_flight": self._max_in_flight})
         if route == ("POST", "/_script"):
             return self._set_script(request.json)
@@ -250,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class StandIn:
+class StandIn(StandInClient):
     """Control client for a stand-in.
 
     `StandIn(url=...)` drives one running elsewhere; without a url, `start()` (or `with`)
@@ -260,16 +257,8 @@ class StandIn:
     server_class: type[StandInServer]
 
     def __init__(self, *, url: str | None = None) -> None:
-        self._url = url
+        super().__init__(url=url)
         self._server: StandInServer | None = None
-        # Control calls go straight to the stand-in, whatever proxy the environment names.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the stand-in is not started")
-        return self._url
 
     def start(self) -> Self:
         self._server = self.server_class()
@@ -293,74 +282,6 @@ class StandIn:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def calls(self, *, kind: str | None = None) -> list[dict[str, Any]]:
-        calls = self._control("GET", "/_calls")
-        return [call for call in calls if kind in (None, call["kind"])]
-
-    def stats(self) -> dict[str, int]:
-        return self._control("GET", "/_stats")
-
-    def script(
-        self, responses: list[dict[str, Any]] | None = None, *, default: dict[str, Any] | None = None
-    ) -> None:
-        payload: dict[str, Any] = {}
-        if responses is not None:
-            payload["responses"] = responses
-        if default is not None:
-            payload["default"] = default
-        self._control("POST", "/_script", payload)
-
-    def reset(self) -> None:
-        self._control("POST", "/_reset", {})
-
-    def wait_until_up(self, *, timeout: float = 10) -> None:
-        """Block until the stand-in answers (one started as a separate process takes a moment)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.stats()
-                return
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _control(self, method: str, path: str, payload: Any = None) -> Any:
-        request = urllib.request.Request(
-            self.url + path,
-            data=None if payload is None else json.dumps(payload).encode(),
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with self._opener.open(request, timeout=_CONTROL_TIMEOUT_SECONDS) as response:
-            return json.load(response)
-
-
-@contextlib.contextmanager
-def standin_process(name: str, *, log: Path | None = None) -> Iterator[StandIn]:
-    """`python -m tests.standins.<name>` as a process of its own, up until the block ends.
-
-    Its URL is the one it prints on its first line; its request log goes to `log` if given.
-    """
-    with contextlib.ExitStack() as files:
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"{__name__}.{name}", "--port", "0"],
-            cwd=Path(__file__).resolve().parents[2],
-            stdout=subprocess.PIPE,
-            stderr=files.enter_context(log.open("wb")) if log else None,
-            text=True,
-        )
-        try:
-            first_line = process.stdout.readline()
-            if not first_line.startswith("listening on "):
-                raise RuntimeError(f"stand-in {name} did not start: {first_line!r}")
-            standin = StandIn(url=first_line.split()[-1])
-            standin.wait_until_up()
-            yield standin
-        finally:
-            process.terminate()
-            process.wait(timeout=5)
 
 
 def closed_port_url() -> str:

@@ -1,0 +1,36 @@
+"""Messenger webhook deliveries as Meta sends them: the JSON envelope and its signature."""
+import hashlib
+import hmac
+import time
+from typing import Any
+
+WEBHOOK_PATH = "/api/webhooks/messenger"
+PAGE_ID = "104728561934527"
+
+
+def signature(body: bytes, secret: str) -> str:
+    """The `X-Hub-Signature-256` header Meta sends with `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def text_message(*, mid: str, text: str, psid: str, timestamp_ms: int | None = None) -> dict[str, Any]:
+    """A one-message envelope shaped like Meta's, stamped now unless `timestamp_ms` says otherwise."""
+    if timestamp_ms is None:
+        timestamp_ms = int(time.time() * 1000)
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": PAGE_ID,
+                "time": timestamp_ms,
+                "messaging": [
+                    {
+                        "sender": {"id": psid},
+                        "recipient": {"id": PAGE_ID},
+                        "timestamp": timestamp_ms,
+                        "message": {"mid": mid, "text": text},
+                    }
+                ],
+            }
+        ],
+    }
