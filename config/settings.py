@@ -120,16 +120,13 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, with a health check that asks the socket instead of the server.
-    DATABASES["default"]["ENGINE"] = "config.postgresql"
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     _db_options.setdefault("connect_timeout", 5)
     # Statements that run again and again (the webhook's insert, the jobs' queries) are
     # parsed and planned once per connection instead of every time: psycopg prepares them on
-    # their 5th run, which needs server-side parameter binding. Parsing and planning were
-    # 43% of PostgreSQL's CPU per webhook message (docs/bench-ingest.md). Behind PgBouncer
-    # in transaction mode this needs PgBouncer >= 1.21 (max_prepared_statements); with an
-    # older one, DATABASE_URL's `?server_side_binding=false` turns it off.
+    # their 5th run, which needs server-side parameter binding (docs/decisions.md). Behind
+    # PgBouncer in transaction mode this needs PgBouncer >= 1.21 (max_prepared_statements);
+    # with an older one, DATABASE_URL's `?server_side_binding=false` turns it off.
     _db_options["server_side_binding"] = env.parse_value(
         str(_db_options.get("server_side_binding", True)), bool
     )

@@ -9,7 +9,7 @@ job, which retries transient failures with growing intervals and a bounded numbe
 The SDK's own retries would multiply those attempts and hide the time they take from the
 job's timeout.
 
-Errors are classified (DESIGN rule 13): TransientLLMError is worth another try later,
+Errors are classified, not guessed: TransientLLMError is worth another try later,
 PermanentLLMError is not. Their reasons are readable for staff and never contain the API key.
 """
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import groq
-import httpx
 from django.conf import settings
 
 from messenger.errors import reason_redact
@@ -37,12 +36,7 @@ class LLMError(Exception):
 
 
 class TransientLLMError(LLMError):
-    def __init__(
-        self, reason: str, *, http_status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(reason, http_status=http_status)
-        # Seconds the provider asked us to wait (Retry-After), when it said so.
-        self.retry_after = retry_after
+    pass
 
 
 class PermanentLLMError(LLMError):
@@ -68,9 +62,9 @@ def get_groq_client() -> groq.Groq:
     return build_groq_client(api_key=settings.GROQ_API_KEY, timeout=settings.GROQ_TIMEOUT_SECONDS)
 
 
-def llm_complete(*, prompt: str, model: str | None = None) -> Completion:
-    """The answer to `prompt` (the whole sectioned prompt, DESIGN rule 11) from settings.GROQ_MODEL."""
-    return complete(client=get_groq_client(), prompt=prompt, model=model or settings.GROQ_MODEL)
+def llm_complete(*, prompt: str) -> Completion:
+    """The answer to `prompt` (the whole sectioned prompt, conversations.prompts) from settings.GROQ_MODEL."""
+    return complete(client=get_groq_client(), prompt=prompt, model=settings.GROQ_MODEL)
 
 
 def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
@@ -128,7 +122,7 @@ def _typed_error(error: groq.GroqError, *, api_key: str) -> LLMError:
         status = error.status_code
         reason = _readable(f"Groq answered HTTP {status}: {_error_message(error.body)}", api_key=api_key)
         if status >= 500 or status in _TRANSIENT_STATUSES:
-            return TransientLLMError(reason, http_status=status, retry_after=_retry_after(error.response))
+            return TransientLLMError(reason, http_status=status)
         return PermanentLLMError(reason, http_status=status)
     return PermanentLLMError(_readable(f"Groq call failed: {error}", api_key=api_key))
 
@@ -143,15 +137,6 @@ def _error_message(body: Any) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()
     return "no details"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return float(response.headers[header]) * scale
-        except (KeyError, ValueError):
-            continue  # absent, or an HTTP date: not worth parsing for a hint
-    return None
 
 
 def _readable(reason: str, *, api_key: str) -> str:

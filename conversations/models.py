@@ -69,7 +69,7 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["-last_activity_at"], name="conversation_last_activity"),
             # Each message moves its conversation's last activity, which rewrites every index
-            # entry of the row (bench/ingest): the few paused conversations get an index of
+            # entry of the row: the few paused conversations get an index of
             # their own for the admin's "paused" filter, and the rest are found through the one
             # above, which the "active" filter reads with no detour since nearly all are.
             models.Index(
@@ -115,17 +115,15 @@ class Message(models.Model):
     # Channel message id (Messenger `mid`): the dedup key for redelivered webhooks.
     external_id = models.CharField(max_length=255, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
-    # The database defaults let conversations.services.inbound insert a message naming only
-    # the columns it sets (bench/ingest).
-    error_code = models.CharField(max_length=64, blank=True, default="", db_default="")
-    error_detail = models.TextField(blank=True, default="", db_default="")
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_detail = models.TextField(blank=True, default="")
     # Client messages: the message they quote. Replies: the latest client message they answer.
     reply_to = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", db_index=False
     )
     # Quick-reply / postback payloads, referrals and similar channel facts.
     details = models.JSONField(default=dict, blank=True)
-    reaction = models.CharField(max_length=64, blank=True, default="", db_default="")
+    reaction = models.CharField(max_length=64, blank=True, default="")
     # The event exactly as the channel sent it, for debugging.
     raw = models.JSONField(null=True, blank=True)
     sent_by = models.ForeignKey(
@@ -141,7 +139,7 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     # LLM facts, for ai messages.
-    llm_model = models.CharField(max_length=128, blank=True, default="", db_default="")
+    llm_model = models.CharField(max_length=128, blank=True, default="")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     llm_latency_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -178,7 +176,7 @@ class Message(models.Model):
             ),
             # For deleting a message or a user (SET NULL follows these keys). Partial: most
             # messages quote nothing and were not written by staff, and a webhook message
-            # then writes two index entries fewer (bench/ingest).
+            # then writes two index entries fewer.
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
             models.Index(fields=["sent_by"], condition=Q(sent_by__isnull=False), name="message_sent_by"),
         ]

@@ -1,4 +1,4 @@
-"""The one-string prompt the LLM gets (DESIGN rule 11): <SYSTEM>, <HISTORY>, <CURRENT_USER_QUERY>.
+"""The one-string prompt the LLM gets: <SYSTEM>, <HISTORY>, <CURRENT_USER_QUERY>, and text that cannot fake them.
 
 Pure functions over messages; nothing here reads the database.
 """

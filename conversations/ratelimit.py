@@ -1,35 +1,73 @@
-"""Per-sender rate limit: a sliding window in Redis (DESIGN rule 9).
+"""The per-sender rate limit, all of it: the window, the verdict on a stored message, and its one notice.
 
-The window is the `limits` library's moving window: one atomic Lua call per message keeps a
-log of the sender's accepted messages, so concurrent web workers can never let an eleventh
-message through. A second one-per-minute window answers "is this the first message over
-the limit?", which decides the single notice the reply job sends.
+The window is the `limits` library's moving window in Redis: one atomic call per message
+keeps a log of the sender's accepted messages, so concurrent web workers can never let one
+message too many through. A message over the limit is stored, marked rate-limited and never
+sent to the LLM; the first one over the limit in a minute is marked for one short notice,
+which the reply job sends (a fixed text, not the LLM's). Later ones get nothing.
 
 Fail-open: when Redis cannot be reached the message is let through with a warning, since
 losing the limiter for a while is better than refusing every person.
 """
-import enum
 import functools
 import logging
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
-from redis import RedisError
+
+from conversations.models import Conversation, Message
+from conversations.services.delivery import outgoing_messages_send, outgoing_text_store
 
 logger = logging.getLogger(__name__)
 
+NOTICE_TEXT = "You're sending messages faster than I can read them. I'll answer again in a minute."
+# Message.details["rate_limit_notice"] of the first message over the limit in a minute.
+_NOTICE_KEY = "rate_limit_notice"
+_NOTICE_PENDING, _NOTICE_SENT = "pending", "sent"
+# Rate-limited messages whose notice is still to be sent.
+NOTICE_PENDING = Q(status=Message.Status.RATE_LIMITED, **{f"details__{_NOTICE_KEY}": _NOTICE_PENDING})
 # The webhook must answer in milliseconds even when Redis hangs instead of refusing.
 _REDIS_TIMEOUT_SECONDS = 1.0
 _NOTICE_WINDOW = RateLimitItemPerMinute(1, namespace="NOTICE")
 
 
-class RateLimitVerdict(enum.Enum):
-    ALLOWED = "allowed"
-    FIRST_OVER_LIMIT = "first_over_limit"  # this one gets the short notice
-    OVER_LIMIT = "over_limit"  # later ones in the window get nothing
+def rate_limit_apply(*, message: Message, sender: str) -> bool:
+    """Count the stored client `message` in its sender's window; False when it is over the limit.
+
+    `sender` is any stable key for the person (the page id and PSID). A message over the
+    limit is saved marked rate-limited, and the first one in a minute marked for the notice.
+    """
+    limiter = _limiter(settings.REDIS_URL)
+    try:
+        if limiter.hit(_window(), sender):
+            return True
+        first_over_limit = limiter.hit(_NOTICE_WINDOW, sender)
+    except StorageError as error:
+        logger.warning("Rate limiter unavailable, letting the message through: %s", error)
+        return True
+    message.status = Message.Status.RATE_LIMITED
+    if first_over_limit:
+        message.details[_NOTICE_KEY] = _NOTICE_PENDING
+    message.save(update_fields=["status", "details"])
+    logger.info("Rate-limited message: sender=%s mid=%s", sender, message.external_id)
+    return False
+
+
+def rate_limit_notices_send(*, conversation: Conversation) -> None:
+    """Send the conversation's pending notices, each stored before it is sent so none goes twice."""
+    for message in conversation.messages.filter(NOTICE_PENDING).order_by("created_at", "id"):
+        with transaction.atomic():
+            notice = outgoing_text_store(
+                conversation=conversation, text=NOTICE_TEXT, role=Message.Role.SYSTEM, reply_to=message
+            )
+            message.details[_NOTICE_KEY] = _NOTICE_SENT
+            message.save(update_fields=["details"])
+        outgoing_messages_send(messages=notice)
 
 
 @functools.cache
@@ -42,40 +80,6 @@ def _limiter(redis_url: str) -> MovingWindowRateLimiter:
         socket_timeout=_REDIS_TIMEOUT_SECONDS,
     )
     return MovingWindowRateLimiter(storage)
-
-
-def rate_limit_hit(*, sender: str) -> RateLimitVerdict:
-    """Count one message from `sender` (any stable key, e.g. page id and PSID) in its window."""
-    limiter = _limiter(settings.REDIS_URL)
-    window = _window()
-    try:
-        if limiter.hit(window, sender):
-            return RateLimitVerdict.ALLOWED
-        if limiter.hit(_NOTICE_WINDOW, sender):
-            return RateLimitVerdict.FIRST_OVER_LIMIT
-        return RateLimitVerdict.OVER_LIMIT
-    except StorageError as error:
-        logger.warning("Rate limiter unavailable, letting the message through: %s", error)
-        return RateLimitVerdict.ALLOWED
-
-
-def rate_limit_refund(*, sender: str, verdict: RateLimitVerdict) -> None:
-    """Give back the hit that gave `verdict`, for a message that turned out not to be stored.
-
-    A moving window is a Redis list of the hits' times, newest first, so this takes its
-    newest entry off (a concurrent hit's, if one came between: a few milliseconds apart, so
-    the same count). An over-limit hit added nothing to the message window; the first one
-    added its entry to the notice window. Fail-open like the hit: at worst the sender loses
-    one message of their window.
-    """
-    if verdict is RateLimitVerdict.OVER_LIMIT:
-        return
-    window = _window() if verdict is RateLimitVerdict.ALLOWED else _NOTICE_WINDOW
-    storage = _limiter(settings.REDIS_URL).storage
-    try:
-        storage.get_connection().lpop(storage.prefixed_key(window.key_for(sender)))
-    except RedisError as error:
-        logger.warning("Rate limiter unavailable, could not give back a hit: %s", error)
 
 
 def _window() -> RateLimitItemPerMinute:

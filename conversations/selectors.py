@@ -9,14 +9,12 @@ from django_rq import get_connection
 from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
+from conversations.ratelimit import NOTICE_PENDING
 
 # Admin searches of more words than this scan (see conversation_search).
 SPLIT_TERMS_MAX = 4
 # The conversation page shows this many of the newest messages.
 TRANSCRIPT_LIMIT = 500
-# Message.details["rate_limit_notice"]: set by inbound on the first over-limit message, then "sent".
-RATE_LIMIT_NOTICE_PENDING = "pending"
-RATE_LIMIT_NOTICE_SENT = "sent"
 
 
 def health_failures() -> dict[str, str]:
@@ -40,16 +38,14 @@ def system_prompt_current() -> str:
     return prompt or settings.LLM_SYSTEM_PROMPT
 
 
-def conversation_get_by_psid(
-    *, psid: str, channel: str = ChannelIdentity.Channel.MESSENGER
-) -> Conversation | None:
+def conversation_get_by_psid(*, psid: str) -> Conversation | None:
     """The conversation with the person behind this PSID, or None if they never wrote in.
 
     A PSID is scoped to one page; if two pages' PSIDs collide, the most recent thread wins.
     """
     return (
         Conversation.objects.select_related("identity__contact")
-        .filter(identity__channel=channel, identity__external_id=psid)
+        .filter(identity__channel=ChannelIdentity.Channel.MESSENGER, identity__external_id=psid)
         .order_by("-last_activity_at")
         .first()
     )
@@ -163,15 +159,6 @@ def messages_bot_unsent(*, conversation: Conversation) -> list[Message]:
     )
 
 
-def messages_rate_limit_notice_pending(*, conversation: Conversation) -> list[Message]:
-    """Rate-limited client messages whose one short notice is still to be sent."""
-    return list(
-        conversation.messages.filter(
-            status=Message.Status.RATE_LIMITED, details__rate_limit_notice=RATE_LIMIT_NOTICE_PENDING
-        ).order_by("created_at", "id")
-    )
-
-
 def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> list[Message]:
     """For the recovery sweep: per conversation with the bot active, the newest message whose job is overdue.
 
@@ -183,7 +170,7 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     overdue = (
         Q(role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lt=stale_before)
         | Q(role__in=BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
-        | Q(status=Message.Status.RATE_LIMITED, details__rate_limit_notice=RATE_LIMIT_NOTICE_PENDING)
+        | NOTICE_PENDING
     )
     newest_per_conversation: dict[int, Message] = {}
     for message in Message.objects.filter(window & overdue).select_related("conversation__identity").order_by(

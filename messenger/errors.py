@@ -1,7 +1,7 @@
 """Typed delivery errors, and the classification of Graph API error responses.
 
 The hierarchy says what the caller should do, not what Facebook said, so the core can
-catch it without knowing Facebook (DESIGN rule 13):
+catch it without knowing Facebook:
 
     DeliveryError
     ├── TransientDeliveryError        retry later (the RQ job owns retries and backoff)

@@ -1,4 +1,4 @@
-"""Client for the parts of Meta's Graph API the bot uses: the Send API and user profiles.
+"""Client for the part of Meta's Graph API the bot uses: the Send API.
 
 One module-level `requests.Session` holds the connection pool for the whole process, so
 consecutive sends reuse TLS connections. It has NO urllib3 retries, and none are added here:
@@ -17,14 +17,12 @@ import logging
 import re
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from messenger.errors import (
-    DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
     classify_graph_error,
@@ -33,11 +31,10 @@ from messenger.errors import (
 logger = logging.getLogger(__name__)
 
 # Metadata attached to every message the bot sends; its echo carries it back, which tells
-# the bot's own messages from a human replying in Meta's inbox (DESIGN rule 6).
+# the bot's own messages from a human replying in Meta's inbox.
 OUR_METADATA_MARKER = "messenger-ai:bot"
 MESSAGE_CHARACTER_LIMIT = 2000
 
-PROFILE_FIELDS = ("first_name", "last_name", "profile_pic")
 # Slightly over a multiple of 3 s, the TCP retransmission interval (requests' advice).
 CONNECT_TIMEOUT_SECONDS = 3.05
 # Sized for a threaded web process (send endpoint, admin) plus a worker's sequential sends.
@@ -77,7 +74,7 @@ class GraphClient:
             timeout=(CONNECT_TIMEOUT_SECONDS, float(settings.GRAPH_TIMEOUT_SECONDS)),
         )
 
-    def send_text(self, *, psid: str, text: str, metadata: str, messaging_type: str = "RESPONSE") -> str:
+    def send_text(self, *, psid: str, text: str, metadata: str) -> str:
         """Send one text message (at most MESSAGE_CHARACTER_LIMIT characters); returns Meta's mid.
 
         A 2xx without a message id raises PermanentDeliveryError: Meta accepted the request,
@@ -88,7 +85,7 @@ class GraphClient:
             "/me/messages",
             json={
                 "recipient": {"id": psid},
-                "messaging_type": messaging_type,
+                "messaging_type": "RESPONSE",
                 "message": {"text": text, "metadata": metadata},
             },
         )
@@ -104,18 +101,6 @@ class GraphClient:
     def send_action(self, *, psid: str, action: str) -> None:
         """Send a sender action: `mark_seen`, `typing_on` or `typing_off`."""
         self._request("POST", "/me/messages", json={"recipient": {"id": psid}, "sender_action": action})
-
-    def get_profile(self, *, psid: str) -> dict[str, Any]:
-        """The person's name and picture, or {} on any failure: a name must never block a reply."""
-        try:
-            response = self._request(
-                "GET", f"/{quote(psid, safe='')}", params={"fields": ",".join(PROFILE_FIELDS)}
-            )
-        except DeliveryError as error:
-            logger.warning("Profile fetch failed: sender=%s reason=%s", psid, error.reason)
-            return {}
-        profile = _json_object(response)
-        return {field: profile[field] for field in PROFILE_FIELDS if field in profile}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The 2xx response, or a typed DeliveryError."""

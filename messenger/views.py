@@ -1,6 +1,6 @@
 """Messenger's webhook: Meta's subscription handshake and its signed event deliveries.
 
-Thin on purpose (DESIGN rules 1-3): check the signature on the raw body, parse it into
+Thin on purpose: check the signature on the raw body, parse it into
 typed events, hand them to conversations.services.inbound, answer. Meta retries anything
 but a 200, so a 200 is sent only once the events are stored; a 4xx only for requests a
 retry could not fix.

@@ -1,20 +1,22 @@
-"""Contacts and their conversations: finding them, pausing the bot, forgetting a person."""
+"""Contacts and their conversations: finding them, their last activity, pausing the bot, forgetting a person."""
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations.models import ChannelIdentity, Contact, Conversation
 
+PREVIEW_LENGTH = Conversation._meta.get_field("last_message_text").max_length
 
-def conversation_get_or_create(
-    *, page_id: str, external_id: str, channel: str = ChannelIdentity.Channel.MESSENGER
-) -> Conversation:
+
+def conversation_get_or_create(*, page_id: str, external_id: str) -> Conversation:
     """The conversation with this person on this page, creating contact and identity the first time.
 
     Safe under concurrency: two first messages from one person racing each other end up in
     the same conversation (the unique identity constraint decides, the loser re-reads).
     """
-    lookup = {"channel": channel, "page_id": page_id, "external_id": external_id}
+    lookup = {"channel": ChannelIdentity.Channel.MESSENGER, "page_id": page_id, "external_id": external_id}
     identity = ChannelIdentity.objects.filter(**lookup).select_related("conversation").first()
     if identity is None:
         try:
@@ -30,7 +32,14 @@ def conversation_get_or_create(
         return conversation
 
 
-def conversation_bot_pause(*, conversation: Conversation, by: AbstractBaseUser | None = None) -> Conversation:
+def conversation_touch(*, conversation_id: int, at: datetime, preview: str) -> None:
+    """Record the conversation's newest message: when, and a preview for the admin's list."""
+    Conversation.objects.filter(pk=conversation_id).update(
+        last_activity_at=at, last_message_text=preview[:PREVIEW_LENGTH]
+    )
+
+
+def conversation_bot_pause(*, conversation: Conversation, by: AbstractBaseUser | None) -> Conversation:
     """Stop the bot answering, e.g. because a person took over. Idempotent."""
     if conversation.bot_active:
         conversation.bot_active = False

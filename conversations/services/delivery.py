@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.llm import Completion, LLMError
 from conversations.models import Conversation, Message
+from conversations.services.conversations import conversation_touch
 from messenger.errors import DeliveryError, PermanentDeliveryError
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
 
@@ -22,7 +23,6 @@ def outgoing_text_store(
     sent_by=None,
     reply_to: Message | None = None,
     completion: Completion | None = None,
-    details: dict | None = None,
 ) -> list[Message]:
     """`text` stored as the outgoing part(s) Messenger accepts (2000 characters each), `sending`.
 
@@ -51,15 +51,12 @@ def outgoing_text_store(
                 status=Message.Status.SENDING,
                 sent_by=sent_by,
                 reply_to=reply_to,
-                details=details or {},
                 created_at=now,
                 **(llm_facts if index == 0 else {}),
             )
             for index, part in enumerate(parts)
         ]
-        Conversation.objects.filter(pk=conversation.pk).update(
-            last_activity_at=now, last_message_text=parts[-1][:255]
-        )
+        conversation_touch(conversation_id=conversation.pk, at=now, preview=parts[-1])
     return messages
 
 

@@ -1,12 +1,12 @@
 """Store what people send the Page: messages, postbacks, receipts and reactions.
 
 Takes the typed events of messenger.events (never Meta's JSON) and turns them into rows,
-all in one transaction, so an acknowledged webhook is a stored one (DESIGN rule 5).
-Reply jobs are enqueued only once that transaction has committed.
+all in one transaction, so an acknowledged webhook is a stored one. Reply jobs are queued
+only once that transaction has committed.
 
 Dedup: a Messenger `mid` is Message.external_id, unique in the database, so the database
-decides, also between twins racing from two workers: a message is inserted with ON CONFLICT
-DO NOTHING, and one whose mid is already stored is simply not inserted, nor answered (rule 4).
+decides, also between twins racing from two web workers: a message whose mid is already
+stored is not inserted again, nor answered (Meta redelivers what it is not sure arrived).
 """
 import functools
 import logging
@@ -16,14 +16,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
-from conversations.models import ChannelIdentity, Conversation, Message
-from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
-from conversations.selectors import OUTGOING_ROLES, RATE_LIMIT_NOTICE_PENDING
-from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
+from conversations.models import ChannelIdentity, Message
+from conversations.ratelimit import rate_limit_apply
+from conversations.selectors import OUTGOING_ROLES
+from conversations.services.conversations import (
+    conversation_bot_pause,
+    conversation_get_or_create,
+    conversation_touch,
+)
 from conversations.services.replies import reply_schedule
 from messenger.events import (
     Attachment,
@@ -46,7 +50,6 @@ _ID = re.compile(r"[!-~]+")
 _ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
 # Meta's events are a few levels deep; deeper junk is cut off so saving it cannot recurse away.
 _RAW_MAX_DEPTH = 32
-_PREVIEW_LENGTH = Conversation._meta.get_field("last_message_text").max_length
 _REACTION_LENGTH = Message._meta.get_field("reaction").max_length
 
 
@@ -60,8 +63,6 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
     New client messages get a reply job once the transaction commits, unless the sender is
     over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
     """
-    if len(events) == 1 and _client_message_store_in_one_statement(event=events[0]):
-        return
     stored: dict[int, Message] = {}
     with transaction.atomic():
         for event in events:
@@ -74,7 +75,8 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 stored[message.conversation_id] = message
         # In id order, so two deliveries touching the same conversations cannot deadlock.
         for conversation_id in sorted(stored):
-            _conversation_touch(message=stored[conversation_id])
+            newest = stored[conversation_id]
+            conversation_touch(conversation_id=conversation_id, at=newest.created_at, preview=_preview(newest))
 
 
 def _message_receive(event: MessageEvent) -> Message | None:
@@ -114,73 +116,11 @@ def _client_message_store(event: MessageEvent | PostbackEvent) -> Message | None
         # Another app (usually the Page inbox) has thread control: someone else is answering.
         conversation_bot_pause(conversation=message.conversation, by=None)
     # Counted only once stored, so a redelivered mid does not use up the sender's window.
-    verdict = rate_limit_hit(sender=_sender(event=event))
-    _message_rate_limit(message=message, verdict=verdict)
-    if verdict is not RateLimitVerdict.ALLOWED:
-        message.save(update_fields=["status", "details"])
-    _reply_schedule_on_commit(message=message, verdict=verdict, event=event)
-    return message
-
-
-def _client_message_store_in_one_statement(*, event: Event) -> bool:
-    """One message from someone who wrote before, stored in one statement; False when it was not.
-
-    On PostgreSQL the insert and the conversation's last-activity update are one
-    data-modifying statement, run outside a transaction: a single statement is atomic and
-    committed when it returns, which spares BEGIN and COMMIT and the UPDATE's own round trip
-    (bench/ingest: see docs/bench-ingest.md). Reply jobs are still queued only after the
-    commit (on_commit runs them at once in autocommit), and the 200 still goes out after it.
-
-    The rate-limit verdict is needed before that statement, so that an over-limit message is
-    stored already marked (a reply job must never see it unmarked). When nothing was stored
-    (a redelivered mid, or a sender without a conversation yet) the hit is given back, and
-    inbound_events_store takes its usual path, which counts only stored messages. Everything
-    else (batches, echoes, standby, SQLite) takes that path too. As there, a database error
-    leaves the hit counted: one message of the window, during an outage.
-    """
-    if (
-        connection.vendor != "postgresql"
-        or not isinstance(event, MessageEvent | PostbackEvent)
-        or (isinstance(event, MessageEvent) and event.is_echo)
-        or event.channel == "standby"
-    ):
-        return False
-    try:
-        message = _client_message(event)
-        page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
-    except _UnstorableEvent:
-        return False  # the usual path logs and skips it
-    verdict = rate_limit_hit(sender=_sender(event=event))
-    _message_rate_limit(message=message, verdict=verdict)
-    if not _message_insert_into_existing_conversation(
-        message=message, page_id=page_id, psid=psid, touch=True
-    ):
-        rate_limit_refund(sender=_sender(event=event), verdict=verdict)
-        return False
-    _reply_schedule_on_commit(message=message, verdict=verdict, event=event)
-    return True
-
-
-def _sender(*, event: Event) -> str:
-    return f"{event.page_id}:{event.psid}"
-
-
-def _message_rate_limit(*, message: Message, verdict: RateLimitVerdict) -> None:
-    if verdict is RateLimitVerdict.ALLOWED:
-        return
-    message.status = Message.Status.RATE_LIMITED
-    if verdict is RateLimitVerdict.FIRST_OVER_LIMIT:
-        # The reply job sends this one short notice and marks it "sent" (DESIGN rule 9).
-        message.details["rate_limit_notice"] = RATE_LIMIT_NOTICE_PENDING
-
-
-def _reply_schedule_on_commit(*, message: Message, verdict: RateLimitVerdict, event: Event) -> None:
-    if verdict is RateLimitVerdict.ALLOWED:
+    if rate_limit_apply(message=message, sender=f"{event.page_id}:{event.psid}"):
         transaction.on_commit(
             functools.partial(reply_schedule, message=message, sender=event.psid), robust=True
         )
-    else:
-        logger.info("Rate-limited message: sender=%s mid=%s", event.psid, message.external_id)
+    return message
 
 
 def _echo_receive(event: MessageEvent) -> Message | None:
@@ -242,74 +182,19 @@ _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
 
 
 def _message_insert(*, message: Message, event: Event) -> bool:
-    """Store `message` in the conversation with the event's sender; False when its mid is already stored.
-
-    Someone who wrote before costs one statement; their first message, or a redelivery,
-    finds no row inserted and takes a second look.
-    """
-    page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
-    if _message_insert_into_existing_conversation(message=message, page_id=page_id, psid=psid):
-        return True
-    conversation_get_or_create(page_id=page_id, external_id=psid)
-    if _message_insert_into_existing_conversation(message=message, page_id=page_id, psid=psid):
-        return True
-    logger.info("Ignored a message already stored: sender=%s mid=%s", psid, message.external_id)
-    return False
-
-
-# Raw SQL because it runs for every message: the ORM's lookup and create cost about 0.9 ms of
-# Python, this statement 0.1 ms. It names the columns an inbound message sets (the
-# conversation comes from the SELECT); the others are NULL or have a database default, as a
-# test checks, and passing them too cost a fifth of the statement's Python (bench/ingest).
-# Runs on PostgreSQL and on SQLite >= 3.35.
-_INSERT_FIELDS = [
-    Message._meta.get_field(name)
-    for name in ("role", "status", "external_id", "text", "attachments", "details", "reply_to", "raw",
-                 "created_at", "sent_at")
-]
-_INSERT_SQL = f"""
-    INSERT INTO {Message._meta.db_table} (conversation_id, {", ".join(f.column for f in _INSERT_FIELDS)})
-    SELECT conversation.id, {", ".join(["%s"] * len(_INSERT_FIELDS))}
-    FROM {Conversation._meta.db_table} conversation
-    JOIN {ChannelIdentity._meta.db_table} identity ON identity.id = conversation.identity_id
-    WHERE identity.channel = %s AND identity.page_id = %s AND identity.external_id = %s
-    ON CONFLICT DO NOTHING
-    RETURNING id, conversation_id
-"""
-
-
-# The same insert and the conversation's last-activity update as one statement (PostgreSQL
-# only: SQLite has no data-modifying WITH). It locks one conversation row, so it cannot
-# deadlock with a batch touching several.
-_TOUCH_UPDATE = f"UPDATE {Conversation._meta.db_table} SET last_activity_at = %s, last_message_text = %s"
-_INSERT_AND_TOUCH_SQL = f"""
-    WITH new AS ({_INSERT_SQL})
-    {_TOUCH_UPDATE}
-    FROM new WHERE {Conversation._meta.db_table}.id = new.conversation_id
-    RETURNING new.id, new.conversation_id
-"""
-
-
-def _message_insert_into_existing_conversation(
-    *, message: Message, page_id: str, psid: str, touch: bool = False
-) -> bool:
-    """Insert `message` unless the conversation does not exist yet or the mid is already stored.
-
-    ON CONFLICT can only be the unique mid (the id is the database's): a twin racing from
-    another worker waits on it until the first commits, and then inserts nothing. With
-    `touch`, the conversation's last activity is updated in the same statement.
-    """
-    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in _INSERT_FIELDS]
-    params = [*values, ChannelIdentity.Channel.MESSENGER, page_id, psid]
-    if touch:
-        params += _touch_values(message=message)
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_AND_TOUCH_SQL if touch else _INSERT_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
+    """Store `message` in the conversation with the event's sender; False when its mid is already stored."""
+    message.conversation = conversation_get_or_create(
+        page_id=_id(event.page_id, kind="page_id"), external_id=_id(event.psid, kind="psid")
+    )
+    try:
+        # A savepoint, so a duplicate mid fails this insert and not the whole delivery.
+        with transaction.atomic():
+            message.save(force_insert=True)
+    except IntegrityError:
+        if not Message.objects.filter(external_id=message.external_id).exists():
+            raise
+        logger.info("Ignored a message already stored: sender=%s mid=%s", event.psid, message.external_id)
         return False
-    message.pk, message.conversation_id = row
-    message._state.adding, message._state.db = False, connection.alias  # saved, as save() leaves it
     return True
 
 
@@ -331,25 +216,10 @@ def _message_by_mid(*, mid: str | None) -> Message | None:
     return Message.objects.filter(external_id=mid).first()
 
 
-# Raw for the same reason as the INSERT: the ORM's update costs about 0.12 ms more Python, and
-# bench/ingest went from about 617 to 668 requests/s without it.
-_TOUCH_SQL = f"{_TOUCH_UPDATE} WHERE id = %s"
-_LAST_ACTIVITY_FIELD = Conversation._meta.get_field("last_activity_at")
-
-
-def _conversation_touch(*, message: Message) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(_TOUCH_SQL, [*_touch_values(message=message), message.conversation_id])
-
-
-def _touch_values(*, message: Message) -> list[Any]:
-    return [_LAST_ACTIVITY_FIELD.get_db_prep_save(message.created_at, connection), _preview(message=message)]
-
-
-def _preview(*, message: Message) -> str:
+def _preview(message: Message) -> str:
     if message.text:
-        return message.text[:_PREVIEW_LENGTH]
-    return " ".join(f"[{attachment['type']}]" for attachment in message.attachments)[:_PREVIEW_LENGTH]
+        return message.text
+    return " ".join(f"[{attachment['type']}]" for attachment in message.attachments)
 
 
 def _attachment_json(attachment: Attachment) -> dict[str, Any]:

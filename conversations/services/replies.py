@@ -1,43 +1,38 @@
 """The bot's replies: queue a job per client message; the job answers the conversation, exactly once.
 
-One reply at a time per conversation, in message order (DESIGN rule 10): a job holds a Redis
+One reply at a time per conversation, in message order: a job holds a Redis
 lock on its conversation while it works. A job that finds the lock taken re-queues itself a
 moment later instead of blocking a worker; when it runs again, whoever held the lock has
 answered everything that had arrived, so it answers only what is left (often nothing).
 Every client message still waiting when a job holds the lock goes into that one reply.
 
-Exactly once (rule 14): the reply is stored, and its client messages marked answered, in one
-transaction before anything is sent; a later run finds no message waiting and only sends the
-stored parts still `sending`. Retries (rule 13) are RQ's: transient errors re-raise while the
-job has tries left; permanent ones, and the last try, give up (see `_reply_give_up`).
+Exactly once, whoever runs the job again (an RQ retry, a killed worker, the recovery sweep):
+the reply is stored, and its client messages marked answered, in one transaction before
+anything is sent; a later run finds no message waiting and only sends the stored parts still
+`sending`. Retries are RQ's: transient errors re-raise while the job has tries left;
+permanent ones, and the last try, give up (see `_reply_give_up`).
 """
 
-import copy
-import functools
 import logging
 from datetime import timedelta
-from uuid import uuid4
 
 import django_rq
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
-from django.dispatch import receiver
 from django.utils import timezone
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
-from rq import Queue, Retry
+from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.utils import now as rq_now
 
 from conversations import selectors
 from conversations.llm import TransientLLMError, llm_complete
 from conversations.models import Conversation, Message
 from conversations.prompts import prompt_build
+from conversations.ratelimit import rate_limit_notices_send
 from conversations.services.delivery import (
     error_description,
     outgoing_messages_fail,
@@ -51,10 +46,8 @@ logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "default"
 REPLY_JOB = "conversations.jobs.reply_to_message"
-SWEEP_JOB = "conversations.jobs.replies_sweep_run"
 # Fixed texts, never written by the LLM.
 APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
-RATE_LIMIT_NOTICE_TEXT = "You're sending messages faster than I can read them. I'll answer again in a minute."
 ATTACHMENT_REPLY_TEXT = (
     "Thanks for sending that! I can only read text for now. Could you tell me in words how I can help?"
 )
@@ -62,7 +55,6 @@ ATTACHMENT_REPLY_TEXT = (
 LOCK_WAIT_SECONDS = 2
 # Messenger only lets a page answer within 24 hours; older messages are not worth re-driving.
 SWEEP_MAX_AGE = timedelta(hours=24)
-_SWEEP_DUE_KEY = "replies:sweep-due"
 # Jobs with these statuses will run (a scheduled one is a retry waiting its turn): the sweep
 # must not queue another, which would multiply the attempts against a failing service.
 _WAITING_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
@@ -76,19 +68,6 @@ def reply_schedule(*, message: Message, sender: str | None = None) -> str | None
     log line names, spares reading the conversation when the caller knows it.
     """
     return _reply_job_enqueue(message=message, job_id=_reply_job_id(message), sender=sender)
-
-
-@functools.cache
-def _reply_queue() -> Queue:
-    return django_rq.get_queue(QUEUE_NAME)
-
-
-@receiver(setting_changed)
-def _reply_queue_forget(*, setting: str, **kwargs: object) -> None:
-    # Tests point RQ_QUEUES at another Redis, or at none.
-    if setting in ("RQ_QUEUES", "REPLY_RETRY_INTERVALS"):
-        _reply_queue.cache_clear()
-        _reply_job_prototype.cache_clear()
 
 
 def reply_retry(*, message: Message) -> str | None:
@@ -156,19 +135,6 @@ def replies_sweep() -> int:
     return queued
 
 
-def replies_sweep_schedule() -> None:
-    """Queue the recovery sweep when it is due; every worker pool calls this each second.
-
-    A Redis key that expires after the sweep interval elects one caller per interval across
-    all pools and machines. Redis being down is not an error here: the workers report it.
-    """
-    try:
-        if _redis().set(_SWEEP_DUE_KEY, 1, nx=True, ex=settings.REPLY_SWEEP_INTERVAL_SECONDS):
-            django_rq.get_queue(QUEUE_NAME).enqueue(SWEEP_JOB, result_ttl=0)
-    except RedisError:
-        logger.debug("Recovery sweep not scheduled: Redis unavailable", exc_info=True)
-
-
 # --- the job's work, holding the conversation's lock ------------------------------------------
 
 
@@ -179,7 +145,7 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         return
     try:
         outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
-        _rate_limit_notices_send(conversation=conversation)
+        rate_limit_notices_send(conversation=conversation)
         waiting = selectors.messages_awaiting_reply(conversation=conversation)
         if waiting:
             reply = _reply_store(conversation=conversation, waiting=waiting)
@@ -236,20 +202,6 @@ def _sender_actions_send(*, conversation: Conversation) -> None:
             )
 
 
-def _rate_limit_notices_send(*, conversation: Conversation) -> None:
-    for message in selectors.messages_rate_limit_notice_pending(conversation=conversation):
-        with transaction.atomic():
-            notice = outgoing_text_store(
-                conversation=conversation,
-                text=RATE_LIMIT_NOTICE_TEXT,
-                role=Message.Role.SYSTEM,
-                reply_to=message,
-            )
-            message.details["rate_limit_notice"] = selectors.RATE_LIMIT_NOTICE_SENT
-            message.save(update_fields=["details"])
-        outgoing_messages_send(messages=notice)
-
-
 def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
     """The final failure: what waits is marked failed with the reason, and the person gets an apology.
 
@@ -298,27 +250,16 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
 def _reply_job_enqueue(
     *, message: Message, job_id: str | None = None, delay: int | None = None, sender: str | None = None
 ) -> str | None:
-    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down.
-
-    One Redis round trip: the queue is built once per process (a fresh one asks Redis for
-    its version on every enqueue) and the writes go in one pipeline (rq alone sends two).
-    """
+    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down."""
     sender = sender or _psid(message.conversation)
-    queue = _reply_queue()
+    queue = django_rq.get_queue(QUEUE_NAME)
     try:
-        with queue.connection.pipeline() as pipeline:
-            if delay:
-                job = queue.enqueue_in(
-                    timedelta(seconds=delay),
-                    REPLY_JOB,
-                    message.pk,
-                    job_id=job_id,
-                    retry=_reply_retry(),
-                    pipeline=pipeline,
-                )
-            else:
-                job = _reply_job_push(queue=queue, message_id=message.pk, job_id=job_id, pipeline=pipeline)
-            pipeline.execute()
+        if delay:
+            job = queue.enqueue_in(
+                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry()
+            )
+        else:
+            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry())
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
@@ -329,34 +270,6 @@ def _reply_job_enqueue(
         return None
     logger.info("Queued reply job: sender=%s job=%s", sender, job.id)
     return job.id
-
-
-def _reply_job_push(*, queue: Queue, message_id: int, job_id: str | None, pipeline: Pipeline) -> Job:
-    """What `queue.enqueue(REPLY_JOB, message_id, ...)` does, at two thirds of its cost.
-
-    It runs for every webhook message, and rq builds and checks each job from scratch: the
-    enqueue took 0.15 ms of a request's 0.7 ms of CPU, 0.10 ms this way (docs/bench-ingest.md).
-    Every reply job is the same call with another message id, so this copies one that rq's
-    own enqueue built and stores it with rq's own save and push: the same hash and queue
-    entry (tests/conversations/test_replies.py).
-    """
-    job = copy.copy(_reply_job_prototype())
-    job.id = job_id or str(uuid4())
-    job.args = (message_id,)
-    job.description = job.get_call_string()
-    job.created_at = job.enqueued_at = rq_now()
-    pipeline.sadd(queue.redis_queues_keys, queue.key)
-    job.save(pipeline=pipeline)
-    queue.push_job_id(job.id, pipeline=pipeline)
-    return job
-
-
-@functools.cache
-def _reply_job_prototype() -> Job:
-    """A reply job as rq's enqueue makes it, never stored: leaving the block discards the pipeline."""
-    queue = _reply_queue()
-    with queue.connection.pipeline() as pipeline:
-        return queue.enqueue(REPLY_JOB, 0, job_id="reply-prototype", retry=_reply_retry(), pipeline=pipeline)
 
 
 def _reply_retry() -> Retry:

@@ -1,4 +1,4 @@
-"""The database backend: a connection the server closed is replaced, not used (config/postgresql)."""
+"""The database settings: a connection the server closed is replaced, not used (CONN_HEALTH_CHECKS)."""
 import json
 import time
 
@@ -7,8 +7,8 @@ import requests
 from django.db import connection
 
 from conversations.models import Message
-from tests.messenger.webhook_client import WEBHOOK_PATH, signature, text_message
 from devtools.processes import start_web
+from tests.messenger.webhook_client import WEBHOOK_PATH, signature, text_message
 from tests.processes import process_environment
 
 pytestmark = pytest.mark.postgres
@@ -17,32 +17,6 @@ TERMINATE_OTHER_BACKENDS = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
 )
-
-
-def _unusable_within(seconds: float, database_connection) -> bool:
-    deadline = time.monotonic() + seconds
-    while database_connection.is_usable():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_idle_connection_is_usable_until_the_server_closes_it():
-    connection.ensure_connection()
-    assert connection.is_usable()
-    connection.cursor().execute("SELECT 1")
-    assert connection.is_usable()  # a finished query leaves nothing to read
-
-    backend_pid = connection.connection.info.backend_pid
-    other = connection.copy()  # another session asks the server to drop ours
-    try:
-        other.cursor().execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-    finally:
-        other.close()
-    assert _unusable_within(5, connection)
-    connection.close()
 
 
 @pytest.fixture

@@ -1,15 +1,15 @@
-"""conversations.ratelimit against the real Redis: a sliding window per sender, fail-open."""
+"""conversations.ratelimit against the real Redis: a sliding window per sender, one notice, fail-open."""
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
-from conversations.ratelimit import RateLimitVerdict, rate_limit_hit, rate_limit_refund
+from conversations.models import Message
+from conversations.ratelimit import NOTICE_PENDING, rate_limit_apply
 from devtools.processes import free_port
 
-ALLOWED = RateLimitVerdict.ALLOWED
-FIRST = RateLimitVerdict.FIRST_OVER_LIMIT
-OVER = RateLimitVerdict.OVER_LIMIT
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
@@ -17,54 +17,58 @@ def limit_of_ten(settings, redis_conn):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 10
 
 
-def test_fourteen_messages_in_a_minute_let_ten_through_and_flag_one_for_the_notice():
-    verdicts = [rate_limit_hit(sender="page:alice") for _ in range(14)]
-    assert verdicts == [ALLOWED] * 10 + [FIRST] + [OVER] * 3
+def _received(conversation, count: int) -> list[Message]:
+    return [
+        Message.objects.create(conversation=conversation, role=Message.Role.CLIENT, status=Message.Status.RECEIVED)
+        for _ in range(count)
+    ]
 
 
-def test_each_sender_has_a_window_of_their_own():
-    for _ in range(10):
-        rate_limit_hit(sender="page:alice")
-    assert rate_limit_hit(sender="page:alice") is FIRST
-    assert rate_limit_hit(sender="page:bob") is ALLOWED
-    assert rate_limit_hit(sender="other-page:alice") is ALLOWED
+def _verdicts(messages: list[Message], sender: str = "page:ada") -> list[bool]:
+    return [rate_limit_apply(message=message, sender=sender) for message in messages]
 
 
-def test_the_limit_comes_from_settings(settings):
+def test_fourteen_messages_in_a_minute_let_ten_through_and_mark_the_rest(ada_conversation):
+    messages = _received(ada_conversation, 14)
+    assert _verdicts(messages) == [True] * 10 + [False] * 4
+    statuses = list(Message.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == [Message.Status.RECEIVED] * 10 + [Message.Status.RATE_LIMITED] * 4
+    # Only the first one over the limit waits for the short notice.
+    assert list(Message.objects.filter(NOTICE_PENDING)) == [messages[10]]
+
+
+def test_each_sender_has_a_window_of_their_own(ada_conversation):
+    messages = _received(ada_conversation, 13)
+    assert _verdicts(messages[:11]) == [True] * 10 + [False]
+    assert _verdicts([messages[11]], sender="page:bob") == [True]
+    assert _verdicts([messages[12]], sender="other-page:ada") == [True]
+
+
+def test_the_limit_comes_from_settings(settings, ada_conversation):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 2
-    assert [rate_limit_hit(sender="page:alice") for _ in range(3)] == [ALLOWED, ALLOWED, FIRST]
+    assert _verdicts(_received(ada_conversation, 3)) == [True, True, False]
 
 
-def test_concurrent_messages_never_get_past_the_limit():
+def test_concurrent_messages_never_get_past_the_limit(ada_conversation):
+    messages = _received(ada_conversation, 40)
+
+    def apply(message: Message) -> bool:
+        try:
+            return rate_limit_apply(message=message, sender="page:ada")
+        finally:
+            connection.close()
+
     with ThreadPoolExecutor(max_workers=16) as pool:
-        verdicts = list(pool.map(lambda _: rate_limit_hit(sender="page:alice"), range(40)))
-    assert verdicts.count(ALLOWED) == 10
-    assert verdicts.count(FIRST) == 1
-    assert verdicts.count(OVER) == 29
+        verdicts = list(pool.map(apply, messages))
+    assert verdicts.count(True) == 10
+    assert Message.objects.filter(status=Message.Status.RATE_LIMITED).count() == 30
+    assert Message.objects.filter(NOTICE_PENDING).count() == 1
 
 
-def test_unreachable_redis_lets_messages_through_with_a_warning(settings, caplog):
+def test_unreachable_redis_lets_messages_through_with_a_warning(settings, caplog, ada_conversation):
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     with caplog.at_level(logging.WARNING, logger="conversations.ratelimit"):
-        verdicts = [rate_limit_hit(sender="page:alice") for _ in range(12)]
-    assert verdicts == [ALLOWED] * 12
+        verdicts = _verdicts(_received(ada_conversation, 12))
+    assert verdicts == [True] * 12
     assert "Rate limiter unavailable" in caplog.text
-
-
-def test_a_refunded_hit_frees_its_place_in_the_window_and_the_notice_its_own():
-    for _ in range(10):
-        rate_limit_hit(sender="page:alice")
-    rate_limit_refund(sender="page:alice", verdict=ALLOWED)
-    assert rate_limit_hit(sender="page:alice") is ALLOWED
-    assert rate_limit_hit(sender="page:alice") is FIRST
-    rate_limit_refund(sender="page:alice", verdict=FIRST)
-    assert rate_limit_hit(sender="page:alice") is FIRST
-    rate_limit_refund(sender="page:alice", verdict=OVER)  # it took nothing
-    assert rate_limit_hit(sender="page:alice") is OVER
-
-
-def test_a_refund_with_redis_unreachable_only_warns(settings, caplog):
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-    with caplog.at_level(logging.WARNING, logger="conversations.ratelimit"):
-        rate_limit_refund(sender="page:alice", verdict=ALLOWED)
-    assert "could not give back a hit" in caplog.text
+    assert not Message.objects.filter(status=Message.Status.RATE_LIMITED).exists()

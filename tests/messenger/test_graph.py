@@ -51,7 +51,7 @@ def test_the_token_travels_in_the_header_only(graph, client, caplog):
     caplog.set_level(logging.DEBUG)
 
     client.send_text(psid=PSID, text="Hi", metadata=OUR_METADATA_MARKER)
-    client.get_profile(psid=PSID)
+    client.send_action(psid=PSID, action="mark_seen")
 
     for call in graph.calls():
         assert call["headers"]["authorization"] == f"Bearer {TOKEN}"
@@ -194,37 +194,6 @@ def test_classify_graph_error_cuts_a_huge_reason():
     error = classify_graph_error(http_status=400, body={"error": {"message": "x" * 10_000, "code": 100}})
 
     assert len(error.reason) <= 500
-
-
-# --- profiles ----------------------------------------------------------------------------
-
-
-def test_get_profile_returns_name_and_picture(graph, client):
-    profile = client.get_profile(psid=PSID)
-
-    [call] = graph.calls()
-    assert (call["method"], call["path"]) == ("GET", f"/v24.0/{PSID}")
-    assert call["query"] == {"fields": "first_name,last_name,profile_pic"}
-    assert profile == {
-        "first_name": "Test",
-        "last_name": f"User {PSID[-4:]}",
-        "profile_pic": f"https://lookaside.example/{PSID}.jpg",
-    }
-
-
-@pytest.mark.parametrize(
-    "script", [{"status": 500}, {"status": 400, "code": 100}, {"delay": 3}, {"body": "junk"}]
-)
-def test_get_profile_returns_nothing_on_failure(graph, client, script):
-    graph.script([script])
-
-    assert client.get_profile(psid=PSID) == {}
-
-
-def test_get_profile_returns_nothing_when_graph_is_down():
-    client = GraphClient(base_url=closed_port_url(), api_version="v24.0", access_token=TOKEN)
-
-    assert client.get_profile(psid=PSID) == {}
 
 
 # --- the stand-in as a process of its own (how end-to-end tests run it) -----------------

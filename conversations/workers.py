@@ -1,0 +1,59 @@
+"""The RQ worker pool the `worker` process runs (`manage.py rqworkers`).
+
+It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things added to the
+supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
+conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
+scheduler lock; and it queues the periodic jobs (the recovery sweep) as rq's cron does. The
+supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
+both resume on their own once Redis is back after an outage or a restart.
+"""
+import logging
+
+from django.conf import settings
+from django.db import close_old_connections
+from django_rq.cron import DjangoCronScheduler
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
+from rq.worker import SimpleWorker
+from rq.worker_pool import WorkerPool
+
+from conversations.jobs import replies_sweep_run
+
+logger = logging.getLogger(__name__)
+
+
+class InProcessWorker(SimpleWorker):
+    """Runs each job in the worker process itself instead of a fork per job.
+
+    A fork starts cold: every job would pay again for the SDKs' lazy imports and for fresh
+    database and HTTP connections (the pool's throughput halved). In-process they stay warm;
+    database connections are handled as Django handles them around a request.
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        close_old_connections()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            close_old_connections()
+
+
+class SchedulingWorkerPool(WorkerPool):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._scheduler = RQScheduler(self.queues, connection=self.connection)
+        self._cron = DjangoCronScheduler(connection=self.connection)
+        self._cron.register(
+            replies_sweep_run, self.queues[0].name, interval=settings.REPLY_SWEEP_INTERVAL_SECONDS, result_ttl=0
+        )
+
+    def check_workers(self, respawn: bool = True) -> None:
+        super().check_workers(respawn=respawn)
+        try:
+            if self._scheduler.acquire_locks():
+                self._scheduler.enqueue_scheduled_jobs()
+            self._cron.enqueue_jobs()
+        except RedisError:
+            logger.debug("Scheduling skipped: Redis unavailable", exc_info=True)
