@@ -1,8 +1,9 @@
-"""The channel-agnostic core: who wrote in, on which channel, and every message.
+"""The channel-agnostic core: who wrote in, on which channel, every message, and what the bot knows.
 
 Messenger specifics (page ids, PSIDs, mids) appear only as opaque strings here.
 """
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -24,6 +25,8 @@ class ChannelIdentity(models.Model):
 
     class Channel(models.TextChoices):
         MESSENGER = "messenger", "Messenger"
+        # `manage.py chat`: an operator trying the bot in a terminal.
+        CONSOLE = "console", "Console"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     channel = models.CharField(max_length=32, choices=Channel.choices, default=Channel.MESSENGER)
@@ -143,6 +146,10 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     llm_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # AI replies: the knowledge articles the prompt gave the LLM.
+    knowledge_articles = models.ManyToManyField(
+        "KnowledgeArticle", blank=True, related_name="replies", verbose_name="knowledge given"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -201,3 +208,45 @@ class SystemPrompt(models.Model):
 
     def __str__(self) -> str:
         return f"System prompt of {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class KnowledgeArticle(models.Model):
+    """One of the business's own facts, in staff's words: the bot answers from the approved ones."""
+
+    title = models.CharField(max_length=200)
+    body = models.TextField(help_text="Plain text or Markdown.")
+    approved = models.BooleanField(default=True, help_text="Only approved articles are given to the bot.")
+    # Where an imported article came from (the path given to knowledge_import); empty when
+    # written in the admin. Importing the same path again updates the article.
+    source = models.CharField(max_length=500, unique=True, null=True, blank=True, editable=False)
+    # Title (weight A) and body (weight B), kept by conversations.knowledge on every save; a
+    # GIN index on PostgreSQL (migration 0008).
+    search_vector = SearchVectorField(null=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class UnansweredQuestion(models.Model):
+    """A question the bot answered with no knowledge article: what the knowledge base is missing."""
+
+    # The newest of the client messages the reply answered.
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="unanswered_question")
+    text = models.TextField(help_text="What the person asked, all the messages the reply answered.")
+    asked_at = models.DateTimeField()
+    # The article staff wrote from it, once they did.
+    article = models.ForeignKey(
+        KnowledgeArticle, on_delete=models.SET_NULL, null=True, blank=True, related_name="questions"
+    )
+
+    class Meta:
+        ordering = ["-asked_at", "-id"]
+        indexes = [models.Index(fields=["-asked_at"], name="unanswered_question_asked")]
+
+    def __str__(self) -> str:
+        return self.text[:80]

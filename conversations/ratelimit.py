@@ -4,7 +4,7 @@ The window is the `limits` library's moving window in Redis: one atomic call per
 keeps a log of the sender's accepted messages, so concurrent web workers can never let one
 message too many through. A message over the limit is stored, marked rate-limited and never
 sent to the LLM; the first one over the limit in a minute is marked for one short notice,
-which the reply job sends (a fixed text, not the LLM's). Later ones get nothing.
+which its reply job sends (a fixed text, not the LLM's). Later ones get nothing.
 
 Fail-open: when Redis cannot be reached the message is let through with a warning, since
 losing the limiter for a while is better than refusing every person.
@@ -37,10 +37,12 @@ _NOTICE_WINDOW = RateLimitItemPerMinute(1, namespace="NOTICE")
 
 
 def rate_limit_apply(*, message: Message, sender: str) -> bool:
-    """Count the stored client `message` in its sender's window; False when it is over the limit.
+    """Count the stored client `message` in its sender's window; whether it needs a reply job.
 
     `sender` is any stable key for the person (the page id and PSID). A message over the
-    limit is saved marked rate-limited, and the first one in a minute marked for the notice.
+    limit is saved marked rate-limited; the first one in a minute is marked for the notice
+    and, like a message within the limit, needs a job (which sends the notice). Later ones
+    need nothing.
     """
     limiter = _limiter(settings.REDIS_URL)
     try:
@@ -55,7 +57,7 @@ def rate_limit_apply(*, message: Message, sender: str) -> bool:
         message.details[_NOTICE_KEY] = _NOTICE_PENDING
     message.save(update_fields=["status", "details"])
     logger.info("Rate-limited message: sender=%s mid=%s", sender, message.external_id)
-    return False
+    return first_over_limit
 
 
 def rate_limit_notices_send(*, conversation: Conversation) -> None:

@@ -51,6 +51,14 @@ def conversation_get_by_psid(*, psid: str) -> Conversation | None:
     )
 
 
+def conversation_id_by_sender(*, page_id: str, psid: str) -> int | None:
+    """The id of the Messenger conversation with this sender on this page, or None before their first message."""
+    ids = Conversation.objects.filter(
+        identity__channel=ChannelIdentity.Channel.MESSENGER, identity__page_id=page_id, identity__external_id=psid
+    ).values_list("pk", flat=True)
+    return next(iter(ids), None)
+
+
 def conversation_list_with_flags(*, conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
     """`conversations` with their contact and the flags staff triage by.
 
@@ -105,7 +113,11 @@ def conversation_search(*, conversations: QuerySet[Conversation], terms: list[st
 
 def conversation_transcript(*, conversation: Conversation, limit: int = TRANSCRIPT_LIMIT) -> list[Message]:
     """The newest `limit` messages of the conversation, oldest first, as a chat shows them."""
-    newest = conversation.messages.select_related("sent_by").order_by("-created_at", "-id")[:limit]
+    newest = (
+        conversation.messages.select_related("sent_by")
+        .prefetch_related("knowledge_articles")
+        .order_by("-created_at", "-id")[:limit]
+    )
     return list(reversed(newest))
 
 
@@ -166,7 +178,12 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     `since` and `stale_before`; or a rate-limit notice still pending (never queued by anyone).
     Each part is a range scan of a partial index (message_awaiting_reply, message_sweep).
     """
-    window = Q(created_at__gte=since, conversation__bot_active=True)
+    # Console conversations are answered while the operator waits, never by a job.
+    window = Q(
+        created_at__gte=since,
+        conversation__bot_active=True,
+        conversation__identity__channel=ChannelIdentity.Channel.MESSENGER,
+    )
     overdue = (
         Q(role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lt=stale_before)
         | Q(role__in=BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)

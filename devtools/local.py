@@ -29,9 +29,13 @@ def missing_settings() -> list[str]:
     # What an operator still has to configure, read the way the settings read it (.env too).
     code = (
         "from django.conf import settings as s; "
-        "print(*s.MISSING_PRODUCTION_SECRETS, *([] if s.CONTACT_EMAIL else ['CONTACT_EMAIL']))"
+        "from config.checks import production_secrets_missing as missing; "
+        "print(*missing(), *([] if s.CONTACT_EMAIL else ['CONTACT_EMAIL']))"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
     return result.stdout.split()
 
 

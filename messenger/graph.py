@@ -6,8 +6,8 @@ retries belong to exactly one layer, the RQ job, which knows whether a message w
 sent and backs off with growing intervals. Stacking retries here would multiply the attempts
 and could send a message twice. Every error is raised typed (see messenger.errors).
 
-RQ's default worker forks a child per job; the parent never makes Graph calls, so a child
-never shares a live socket with another process.
+Processes that fork (gunicorn's master, the RQ pool's supervisor) make no Graph call before
+they do, so no two processes ever share a live socket.
 
 The page access token travels in the `Authorization: Bearer` header, never in a URL, so it
 cannot leak through access logs, exception messages or our own logs.

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
@@ -85,7 +85,8 @@ def main() -> None:
     client.force_login(user)
     url = "/admin/conversations/conversation/"
     print(f"{Conversation.objects.count()} conversations, {Message.objects.count()} messages; median of {RUNS}")
-    with override_settings(DEBUG=True):  # records the queries
+    # DEBUG records the queries; the test client's host must be allowed.
+    with override_settings(DEBUG=True, ALLOWED_HOSTS=["testserver"]):
         for label, params in [
             ("list, newest first", {}),
             ("search PSID", {"q": f"{9 * 10**15 + 4242}"}),

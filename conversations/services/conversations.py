@@ -10,13 +10,15 @@ from conversations.models import ChannelIdentity, Contact, Conversation
 PREVIEW_LENGTH = Conversation._meta.get_field("last_message_text").max_length
 
 
-def conversation_get_or_create(*, page_id: str, external_id: str) -> Conversation:
+def conversation_get_or_create(
+    *, page_id: str, external_id: str, channel: str = ChannelIdentity.Channel.MESSENGER
+) -> Conversation:
     """The conversation with this person on this page, creating contact and identity the first time.
 
     Safe under concurrency: two first messages from one person racing each other end up in
     the same conversation (the unique identity constraint decides, the loser re-reads).
     """
-    lookup = {"channel": ChannelIdentity.Channel.MESSENGER, "page_id": page_id, "external_id": external_id}
+    lookup = {"channel": channel, "page_id": page_id, "external_id": external_id}
     identity = ChannelIdentity.objects.filter(**lookup).select_related("conversation").first()
     if identity is None:
         try:

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from conversations.models import ChannelIdentity, Message
 from conversations.ratelimit import rate_limit_apply
-from conversations.selectors import OUTGOING_ROLES
+from conversations.selectors import OUTGOING_ROLES, conversation_id_by_sender
 from conversations.services.conversations import (
     conversation_bot_pause,
     conversation_get_or_create,
@@ -116,7 +116,7 @@ def _client_message_store(event: MessageEvent | PostbackEvent) -> Message | None
         # Another app (usually the Page inbox) has thread control: someone else is answering.
         conversation_bot_pause(conversation=message.conversation, by=None)
     # Counted only once stored, so a redelivered mid does not use up the sender's window.
-    if rate_limit_apply(message=message, sender=f"{event.page_id}:{event.psid}"):
+    if rate_limit_apply(message=message, sender=f"{event.page_id}:{event.psid}"):  # answer, or notice
         transaction.on_commit(
             functools.partial(reply_schedule, message=message, sender=event.psid), robust=True
         )
@@ -182,10 +182,15 @@ _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
 
 
 def _message_insert(*, message: Message, event: Event) -> bool:
-    """Store `message` in the conversation with the event's sender; False when its mid is already stored."""
-    message.conversation = conversation_get_or_create(
-        page_id=_id(event.page_id, kind="page_id"), external_id=_id(event.psid, kind="psid")
-    )
+    """Store `message` in the conversation with the event's sender; False when its mid is already stored.
+
+    Someone who wrote before costs one small query for their conversation's id; their first
+    message creates their contact and conversation.
+    """
+    page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
+    message.conversation_id = conversation_id_by_sender(page_id=page_id, psid=psid)
+    if message.conversation_id is None:
+        message.conversation = conversation_get_or_create(page_id=page_id, external_id=psid)
     try:
         # A savepoint, so a duplicate mid fails this insert and not the whole delivery.
         with transaction.atomic():

@@ -13,24 +13,29 @@ anything is sent; a later run finds no message waiting and only sends the stored
 permanent ones, and the last try, give up (see `_reply_give_up`).
 """
 
+import functools
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
-from rq import Retry
+from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from conversations import selectors
-from conversations.llm import TransientLLMError, llm_complete
-from conversations.models import Conversation, Message
+from conversations.knowledge import knowledge_relevant, knowledge_reply_record
+from conversations.llm import Completion, TransientLLMError, llm_complete
+from conversations.models import Conversation, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
 from conversations.ratelimit import rate_limit_notices_send
 from conversations.services.delivery import (
@@ -161,6 +166,50 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         _reply_give_up(conversation=conversation, error=error)
 
 
+@dataclass(frozen=True)
+class ComposedReply:
+    """What the bot will say to the messages waiting, not stored yet."""
+
+    text: str
+    role: str
+    completion: Completion | None = None
+    articles: list[KnowledgeArticle] = field(default_factory=list)
+
+
+def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> ComposedReply:
+    """The answer to `waiting`: the LLM's, given the history and the knowledge that matches them.
+
+    Messages with nothing but attachments get a fixed reply instead: the LLM only reads text.
+    """
+    if not any(message.text.strip() for message in waiting):
+        return ComposedReply(text=ATTACHMENT_REPLY_TEXT, role=Message.Role.SYSTEM)
+    history = selectors.messages_history(conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT)
+    articles = knowledge_relevant(query=waiting, history=history)
+    prompt = prompt_build(
+        system_prompt=selectors.system_prompt_current(),
+        knowledge=articles,
+        history=history,
+        query=waiting,
+        knowledge_max_chars=settings.KNOWLEDGE_MAX_CHARS,
+    )
+    completion = llm_complete(prompt=prompt)
+    return ComposedReply(text=completion.text, role=Message.Role.AI, completion=completion, articles=articles)
+
+
+def reply_record(*, conversation: Conversation, waiting: list[Message], reply: ComposedReply) -> list[Message]:
+    """Store `reply` as the outgoing parts answering `waiting`, and mark `waiting` answered.
+
+    Run it inside a transaction, so that the parts and the answered marks go together.
+    """
+    parts = outgoing_text_store(
+        conversation=conversation, text=reply.text, role=reply.role, reply_to=waiting[-1], completion=reply.completion
+    )
+    Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
+    if reply.role == Message.Role.AI:
+        knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
+    return parts
+
+
 def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[Message]:
     """The reply to `waiting`, stored as parts to send; `waiting` marked answered in the same transaction.
 
@@ -168,26 +217,13 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
     """
     if any(message.text.strip() for message in waiting):
         _sender_actions_send(conversation=conversation)
-        history = selectors.messages_history(
-            conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT
-        )
-        prompt = prompt_build(system_prompt=selectors.system_prompt_current(), history=history, query=waiting)
-        completion = llm_complete(prompt=prompt)
-        text, role = completion.text, Message.Role.AI
-    else:
-        completion, text, role = None, ATTACHMENT_REPLY_TEXT, Message.Role.SYSTEM
+    reply = reply_compose(conversation=conversation, waiting=waiting)
     with transaction.atomic():
         # Staff may have taken over during the LLM call: their send pauses the bot in the
         # transaction that stores their message, so this row lock orders the two.
         if not Conversation.objects.select_for_update().filter(pk=conversation.pk, bot_active=True).exists():
             return []
-        reply = outgoing_text_store(
-            conversation=conversation, text=text, role=role, reply_to=waiting[-1], completion=completion
-        )
-        Message.objects.filter(pk__in=[message.pk for message in waiting]).update(
-            status=Message.Status.ANSWERED
-        )
-    return reply
+        return reply_record(conversation=conversation, waiting=waiting, reply=reply)
 
 
 def _sender_actions_send(*, conversation: Conversation) -> None:
@@ -250,16 +286,22 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
 def _reply_job_enqueue(
     *, message: Message, job_id: str | None = None, delay: int | None = None, sender: str | None = None
 ) -> str | None:
-    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down."""
+    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down.
+
+    In one pipeline, so one Redis round trip instead of rq's two.
+    """
     sender = sender or _psid(message.conversation)
-    queue = django_rq.get_queue(QUEUE_NAME)
+    queue = _reply_queue()
     try:
-        if delay:
-            job = queue.enqueue_in(
-                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry()
-            )
-        else:
-            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry())
+        with queue.connection.pipeline() as pipeline:
+            if delay:
+                job = queue.enqueue_in(
+                    timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(),
+                    pipeline=pipeline,
+                )
+            else:
+                job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(), pipeline=pipeline)
+            pipeline.execute()
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
@@ -270,6 +312,18 @@ def _reply_job_enqueue(
         return None
     logger.info("Queued reply job: sender=%s job=%s", sender, job.id)
     return job.id
+
+
+@functools.cache
+def _reply_queue() -> Queue:
+    # One per process: each new one builds a Redis client and asks the server for its version.
+    return django_rq.get_queue(QUEUE_NAME)
+
+
+@receiver(setting_changed)
+def _reply_queue_forget(*, setting: str, **kwargs: object) -> None:
+    if setting == "RQ_QUEUES":  # tests point the queue at another Redis
+        _reply_queue.cache_clear()
 
 
 def _reply_retry() -> Retry:

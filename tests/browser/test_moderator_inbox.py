@@ -1,78 +1,24 @@
-"""A moderator's day in the real web process, through Debian's Chromium driven by Playwright.
-
-The browser is /usr/bin/chromium (`make test` installs it with apt-get when it is missing);
-Playwright never downloads one. Meta's Graph API is the local stand-in.
-"""
-from collections.abc import Iterator
-from contextlib import contextmanager
+"""A moderator's day in the real web process, through Debian's Chromium driven by Playwright."""
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.contrib.auth.models import Group
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from conversations.models import ChannelIdentity, Contact, Conversation, Message
-from devtools.processes import BASE_DIR, start_web
-from tests.processes import process_environment
+from tests.browser.chromium import ARTIFACTS, chromium_page, log_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+# The Moderators group comes from a migration: restored after the flushes of other tests.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-ARTIFACTS = BASE_DIR / "test-artifacts"
-PASSWORD = "a-moderator-password"
-
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 
 
 @pytest.fixture
-def web(transactional_db, graph_standin, tmp_path):
-    """The Procfile's web process on this suite's database, its Graph API the stand-in."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium).")
-    graph_standin.reset()
-    env = process_environment(FACEBOOK_GRAPH_API_URL=graph_standin.url)
-    process, base_url = start_web(env, tmp_path)
-    yield base_url
-    process.stop()
-
-
-@contextmanager
-def chromium_page(profile_dir: Path) -> Iterator[Page]:
-    """A page in Debian's Chromium. No ORM calls inside: Playwright runs its own event loop
-    (and greenlets) in this thread, where Django would open a second, unmanaged connection."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            user_data_dir=profile_dir,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-
-
-@pytest.fixture
-def inbox(db):
-    # Hashed the way the web process checks passwords (the suite's settings use a faster hasher).
-    hasher = PBKDF2PasswordHasher()
-    moderator = get_user_model().objects.create(
-        username="maria", password=hasher.encode(PASSWORD, hasher.salt()), is_staff=True
-    )
-    moderator.groups.add(Group.objects.get(name="Moderators"))
+def inbox(moderator):
     now = timezone.now()
     conversations = {}
     for name, psid, minutes_ago in [("Ada Lovelace", "2400000000000001", 2), ("Grace Hopper", "2400000000000002", 40)]:
@@ -115,10 +61,7 @@ def test_moderator_finds_a_conversation_takes_over_and_replies(inbox, web, graph
 
 def moderator_takes_over(page: Page, *, base_url: str) -> None:
     """Log in, search, read the transcript, pause the bot, reply, see the reply; screenshot."""
-    page.goto(f"{base_url}/admin/conversations/conversation/")
-    page.fill("#id_username", "maria")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, url=f"{base_url}/admin/conversations/conversation/")
 
     # The list: both conversations, newest activity first; then search by name.
     rows = page.locator("#result_list tbody tr")

@@ -1,4 +1,7 @@
-"""Settings rules: production secrets fail fast, DEBUG runs with warnings."""
+"""Settings rules: the web and worker processes need the production secrets, management commands
+do not; DEBUG runs with warnings; every setting read is documented in .env.example and the README.
+"""
+import re
 import subprocess
 import sys
 
@@ -22,10 +25,21 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def environment_without_secrets() -> dict[str, str]:
+    # Empty, not absent: tests/settings.py put them in os.environ, and a .env must not fill them in.
+    return process_environment(DEBUG="False", **{name: "" for name in SECRETS})
+
+
 @pytest.mark.parametrize("process_name", ["web", "worker"])
 def test_process_refuses_to_start_without_production_secrets(process_name, tmp_path):
-    env = process_environment(DEBUG="False", **{name: "" for name in SECRETS})
-    process = Process(process_name, env, tmp_path)
+    process = Process(process_name, environment_without_secrets(), tmp_path)
     try:
         returncode = process.wait(timeout=60)
     finally:
@@ -41,9 +55,31 @@ def test_process_refuses_to_start_without_production_secrets(process_name, tmp_p
 
 @pytest.mark.parametrize("missing", SECRETS)
 def test_each_missing_secret_is_named(missing):
-    result = run_python("import django; django.setup()", process_environment(DEBUG="False", **{missing: ""}))
+    result = run_python("import config.wsgi", process_environment(DEBUG="False", **{missing: ""}))
     assert result.returncode == 1
     assert result.stderr.strip() == f"Configuration error: {missing} must be set when DEBUG is off."
+
+
+@pytest.mark.parametrize(
+    "command", [["migrate", "--plan"], ["showmigrations"], ["createsuperuser", "--help"], ["--help"]]
+)
+def test_management_commands_work_without_the_secrets(command):
+    result = manage(*command, env=environment_without_secrets())
+    assert result.returncode == 0, result.stderr
+    assert "Configuration error" not in result.stderr
+
+
+def test_check_deploy_names_each_missing_secret():
+    result = manage("check", "--deploy", env=environment_without_secrets())
+    assert result.returncode == 1
+    for number, name in enumerate(SECRETS, start=1):
+        assert f"(config.E{number:03d}) {name} is not set." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_deploy_is_quiet_about_secrets_that_are_set():
+    result = manage("check", "--deploy", env=process_environment(DEBUG="False"))
+    assert "config.E" not in result.stderr
 
 
 def test_debug_starts_without_secrets_and_warns():
@@ -79,6 +115,23 @@ def test_every_documented_variable_has_its_default():
         "'v24.0'", "'https://graph.facebook.com'", "10", "'openai/gpt-oss-120b'", "50",
         "['localhost', '127.0.0.1']", "''",
     ]
+
+
+def test_every_setting_read_is_in_env_example_and_the_readme():
+    settings_source = (BASE_DIR / "config" / "settings.py").read_text()
+    read = set(re.findall(r'\benv(?:\.\w+)?\(\s*"(\w+)"', settings_source))
+    read |= set(re.findall(r"\$\{(\w+)", (BASE_DIR / "Procfile").read_text()))
+    read.add("GROQ_BASE_URL")  # read by the groq SDK itself
+    env_example = (BASE_DIR / ".env.example").read_text()
+    example = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", env_example, re.MULTILINE))
+    readme = (BASE_DIR / "README.md").read_text()
+    configuration = readme.split("\n## Configuration\n")[1].split("\n## ")[0]
+    first_cells = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", configuration, re.MULTILINE)
+    documented = {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
+
+    assert {"DEBUG", "SECRET_KEY", "DATABASE_URL", "LOG_LEVEL", "WEB_CONCURRENCY", "RQ_WORKERS"} <= read
+    assert example == read, f"not in .env.example: {read - example}; not read: {example - read}"
+    assert documented == read, f"not in the README: {read - documented}; not read: {documented - read}"
 
 
 # PostgreSQL prepares a statement the connection runs again and again, so it is parsed and

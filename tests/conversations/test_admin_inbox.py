@@ -79,7 +79,7 @@ def notices(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def test_moderators_group_has_exactly_the_inbox_permissions(db):
+def test_moderators_group_has_exactly_the_inbox_and_knowledge_permissions(db):
     permissions = Group.objects.get(name="Moderators").permissions.values_list("content_type__app_label", "codename")
     assert set(permissions) == {
         ("conversations", "view_conversation"),
@@ -90,6 +90,12 @@ def test_moderators_group_has_exactly_the_inbox_permissions(db):
         ("conversations", "delete_contact"),
         ("conversations", "view_systemprompt"),
         ("conversations", "add_systemprompt"),
+        ("conversations", "view_knowledgearticle"),
+        ("conversations", "add_knowledgearticle"),
+        ("conversations", "change_knowledgearticle"),
+        ("conversations", "view_unansweredquestion"),
+        ("conversations", "change_unansweredquestion"),
+        ("conversations", "delete_unansweredquestion"),
         ("django_rq", "admin"),
     }
 
@@ -184,8 +190,9 @@ def test_conversation_page_queries_do_not_grow_with_the_transcript(moderator_cli
     conversation = make_conversation(
         "Ada", "2400000000000001", *[{"role": "staff", "status": "sent", "text": f"#{n}", "sent_by": moderator} for n in range(50)]
     )
-    # Session, user, conversation, permissions (own + group's), the transcript, content types.
-    with django_assert_max_num_queries(7):
+    # Session, user, conversation, permissions (own + group's), the transcript, the knowledge
+    # its replies were given, content types.
+    with django_assert_max_num_queries(8):
         response = moderator_client.get(page_url(conversation))
     assert response.content.decode().count("message message-staff") == 50
 

@@ -130,7 +130,7 @@ def test_a_redelivered_message_is_stored_queued_and_counted_once(settings, redis
 
 
 @pytest.mark.django_db(transaction=True)
-def test_over_limit_messages_are_stored_marked_and_not_queued(settings, redis_conn):
+def test_over_limit_messages_are_stored_marked_and_only_the_notice_is_queued(settings, redis_conn):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 1
     for mid in ("m_allowed", "m_allowed", "m_first_over", "m_later_over"):
         _deliver(mid=mid)
@@ -138,4 +138,6 @@ def test_over_limit_messages_are_stored_marked_and_not_queued(settings, redis_co
     later_over = Message.objects.get(external_id="m_later_over")
     assert first_over.status == later_over.status == Message.Status.RATE_LIMITED
     assert list(Message.objects.filter(NOTICE_PENDING)) == [first_over]
-    assert [job.args[0] for job in queued_reply_jobs()] == [Message.objects.get(external_id="m_allowed").pk]
+    # The allowed message's job answers it; the first one over the limit's sends the notice.
+    allowed = Message.objects.get(external_id="m_allowed")
+    assert [job.args[0] for job in queued_reply_jobs()] == [allowed.pk, first_over.pk]

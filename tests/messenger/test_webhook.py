@@ -285,12 +285,14 @@ def test_a_redelivered_standby_message_leaves_a_resumed_bot_alone(client):
     assert conversation().bot_active
 
 
-def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten(client, settings):
+def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten_and_the_notice(client, settings):
     settings.FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = 10
     for number in range(14):
         assert post_signed(client, text_message(mid=f"m_burst_{number}")).status_code == 200
     assert Message.objects.count() == 14
-    assert len(queued_reply_jobs()) == 10
+    # Ten to answer, and the first one over the limit, whose job sends the one short notice.
+    queued = [Message.objects.get(pk=job.args[0]).external_id for job in queued_reply_jobs()]
+    assert queued == [f"m_burst_{n}" for n in range(11)]
     limited = Message.objects.filter(status=Message.Status.RATE_LIMITED).order_by("id")
     assert [message.external_id for message in limited] == [f"m_burst_{n}" for n in range(10, 14)]
     assert [message.details.get("rate_limit_notice") for message in limited] == ["pending", None, None, None]

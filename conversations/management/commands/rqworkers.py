@@ -1,10 +1,14 @@
-"""`manage.py rqworkers`: the `worker` process, a pool of RQ workers that also schedules (conversations.workers)."""
+"""`manage.py rqworkers`: the `worker` process, a pool of RQ workers that also schedules.
+
+The pool is conversations.workers; this command only checks the secrets and starts it.
+"""
 from django.core.management.base import BaseCommand, CommandParser
 from django_rq.jobs import get_job_class
 from django_rq.queues import get_queues
 from django_rq.utils import reset_db_connections
 from rq.logutils import setup_loghandlers
 
+from config.checks import production_secrets_require
 from conversations.llm import get_groq_client
 from conversations.workers import InProcessWorker, SchedulingWorkerPool
 
@@ -19,6 +23,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, queues: list[str], num_workers: int, verbosity: int, **options) -> None:
+        production_secrets_require()
         logging_level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
         setup_loghandlers(logging_level)
         job_class = get_job_class()

@@ -222,7 +222,8 @@ class ConversationAdmin(admin.ModelAdmin):
             transcript=[(message, attachment_links(message.attachments)) for message in transcript],
             transcript_truncated=len(transcript) == TRANSCRIPT_LIMIT,
             reply_form=StaffReplyForm(),
-            can_send=request.user.has_perm(SEND_PERMISSION),
+            # A console conversation is an operator trying the bot: nobody to write to.
+            can_send=request.user.has_perm(SEND_PERMISSION) and _on_messenger(obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
         )
@@ -242,6 +243,7 @@ class ConversationAdmin(admin.ModelAdmin):
     def reply_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         _require(request.user.has_perm(SEND_PERMISSION))
         conversation = self._conversation_or_404(object_id)
+        _require(_on_messenger(conversation))
         form = StaffReplyForm(request.POST)
         if not form.is_valid():
             self.message_user(request, "The reply is empty: nothing was sent.", messages.ERROR)
@@ -270,6 +272,7 @@ class ConversationAdmin(admin.ModelAdmin):
     def retry_view(self, request: HttpRequest, object_id: str, message_id: int) -> HttpResponse:
         _require(request.user.has_perm(SEND_PERMISSION))
         conversation = self._conversation_or_404(object_id)
+        _require(_on_messenger(conversation))
         message = get_object_or_404(conversation.messages, pk=message_id, status=Message.Status.FAILED)
         if not conversation.bot_active:
             self.message_user(request, "The bot is paused: resume it first, then retry.", messages.WARNING)
@@ -305,6 +308,10 @@ class ConversationAdmin(admin.ModelAdmin):
             "message_count": conversation.messages.count(),
         }
         return TemplateResponse(request, "admin/conversations/conversation/forget.html", context)
+
+
+def _on_messenger(conversation: Conversation) -> bool:
+    return conversation.identity.channel == ChannelIdentity.Channel.MESSENGER
 
 
 def _require(allowed: bool) -> None:

@@ -1,0 +1,50 @@
+"""Production secrets are checked where they are needed, not when settings load.
+
+So every management command works on a fresh machine (migrate, createsuperuser, --help),
+while the web and worker processes refuse to start without them when DEBUG is off, with one
+line instead of a traceback, and `manage.py check --deploy` lists what is missing.
+"""
+import sys
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+
+def production_secrets_missing() -> list[str]:
+    """The production secrets (settings.PRODUCTION_SECRETS) that are not set."""
+    return [name for name in settings.PRODUCTION_SECRETS if not _is_set(name)]
+
+
+def _is_set(name: str) -> bool:
+    try:
+        value = getattr(settings, name)
+    except ImproperlyConfigured:  # Django's own refusal to read an empty SECRET_KEY
+        return False
+    # The development-only key that stands in when DEBUG is on is no secret either.
+    return bool(value) and not value.startswith("django-insecure-")
+
+
+def production_secrets_require() -> None:
+    """Exit with one line when DEBUG is off and a production secret is missing.
+
+    A process without them would accept webhooks it cannot verify, or answer nobody.
+    """
+    missing = production_secrets_missing()
+    if missing and not settings.DEBUG:
+        sys.exit(f"Configuration error: {', '.join(missing)} must be set when DEBUG is off.")
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def production_secrets_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    # One id per secret, whichever others are missing: config.E001 is always SECRET_KEY.
+    missing = production_secrets_missing()
+    return [
+        checks.Error(
+            f"{name} is not set.",
+            hint=f"Set {name} in the environment or in .env (see .env.example).",
+            id=f"config.E{number:03d}",
+        )
+        for number, name in enumerate(settings.PRODUCTION_SECRETS, start=1)
+        if name in missing
+    ]

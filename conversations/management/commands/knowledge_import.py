@@ -1,0 +1,48 @@
+"""manage.py knowledge_import PATH [PATH ...]: Markdown files, or folders of them, as knowledge articles."""
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversations.knowledge import ArticleFileError, knowledge_file_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import Markdown files, or every *.md file in folders, one article per file: the title is the "
+        "first '# ' heading (else the file's name). Importing a file again updates its article."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="a Markdown file or a folder of them")
+        parser.add_argument(
+            "--draft", action="store_true", help="new articles start unapproved: the bot ignores them until approved"
+        )
+
+    def handle(self, *args: object, paths: list[str], draft: bool, **options: object) -> None:
+        imported = updated = 0
+        for given in paths:
+            for source, path in self._files(given):
+                try:
+                    created = knowledge_file_import(path=path, source=source, approved=not draft)
+                except ArticleFileError as error:
+                    self.stderr.write(f"{source}: {error}")
+                    continue
+                imported += created
+                updated += not created
+        self.stdout.write(f"{imported} imported, {updated} updated")
+        if not imported + updated:
+            raise CommandError("No article was imported.")
+
+    def _files(self, given: str) -> list[tuple[str, Path]]:
+        """The files `given` names, each with its source: the path as given, plus its path inside a folder."""
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.rglob("*.md"))
+            if not found:
+                self.stderr.write(f"{os.path.normpath(given)}: no *.md file in this folder")
+            return [(os.path.normpath(os.path.join(given, file.relative_to(path))), file) for file in found]
+        if path.exists():
+            return [(os.path.normpath(given), path)]
+        self.stderr.write(f"{given}: no such file or folder")
+        return []
