@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from conversations.knowledge import knowledge_article_save, unanswered_question_resolve
+from conversations.knowledge import knowledge_article_save, knowledge_articles_delete, unanswered_question_resolve
 from conversations.models import KnowledgeArticle, UnansweredQuestion
 
 PREVIEW_CHARS = 120
@@ -45,6 +45,12 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
         question = _question_from(request)
         if question is not None and not change:
             unanswered_question_resolve(question=question, article=obj)
+
+    def delete_model(self, request: HttpRequest, obj: KnowledgeArticle) -> None:
+        knowledge_articles_delete(articles=KnowledgeArticle.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[KnowledgeArticle]) -> None:
+        knowledge_articles_delete(articles=queryset)
 
     @admin.action(description="Approve: the bot may answer from them", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[KnowledgeArticle]) -> None:

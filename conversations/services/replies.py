@@ -33,7 +33,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from conversations import selectors
-from conversations.knowledge import knowledge_relevant, knowledge_reply_record
+from conversations.knowledge import knowledge_reply_record
+from conversations.knowledge_search import knowledge_relevant
 from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.models import Conversation, KnowledgeArticle, Message
 from conversations.prompts import prompt_build

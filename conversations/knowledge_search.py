@@ -1,0 +1,203 @@
+"""Finding the knowledge articles a person's message needs, with PostgreSQL's full-text search.
+
+Each article keeps a weighted search vector (title above body, stemmed with
+KNOWLEDGE_SEARCH_CONFIG) under a GIN index. People on Messenger share few words with the
+article that answers them ("do u ship to norway??" against "Delivery outside the EU"), so a
+query that needs every word finds almost nothing. Instead an article matches when it holds any
+of the message's words, and its score adds up, word by word, how well it matches (PostgreSQL's
+rank, where a title counts more than the body) times how rare the word is among the articles:
+"order" is in half of a shop's articles and tells them apart far less than "voucher". Words
+customers use for the same thing (KNOWLEDGE_SYNONYMS_FILE: "voucher" for "gift card") are
+searched too, at half weight. A floor (KNOWLEDGE_MIN_RANK) drops the weakest matches.
+SQLite, for development, counts matching words instead.
+"""
+import functools
+import logging
+import math
+import operator
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.cache import cache
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, FloatField, Value
+from redis.exceptions import RedisError
+
+from conversations.models import KnowledgeArticle, Message
+
+logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W_]+")
+# A message this short ("and to norway?") is searched together with the person's previous one.
+_SHORT_QUERY_WORDS = 4
+_QUERY_MAX_WORDS = 40
+# A synonym found for a message counts this much of one of its own words.
+_SYNONYM_WEIGHT = 0.5
+# Articles scored per search, about; the rest cannot be among the best (see _search_postgresql).
+_CANDIDATES_MAX = 500
+# Bumped on every change to the articles (knowledge_changed), in the cache all processes share.
+_VERSION_KEY = "knowledge:version"
+
+
+def knowledge_relevant(*, query: list[Message], history: list[Message]) -> list[KnowledgeArticle]:
+    """The approved articles that best match what the person asks now, best first; never raises.
+
+    A short message is searched together with the person's message before it, which is often
+    what it refers to. If the search fails, the reply goes out without knowledge.
+    """
+    text = " ".join(message.text for message in query)
+    if len(words(text)) < _SHORT_QUERY_WORDS:
+        previous = next((m for m in reversed(history) if m.role == Message.Role.CLIENT and m.text), None)
+        if previous is not None:
+            text = f"{previous.text} {text}"
+    try:
+        with transaction.atomic():
+            return knowledge_search(text=text)
+    except (DatabaseError, RedisError, OSError):
+        logger.exception("Knowledge search failed; answering without knowledge")
+        return []
+
+
+def knowledge_search(*, text: str) -> list[KnowledgeArticle]:
+    """The approved articles that match `text` best, best first, at most KNOWLEDGE_TOP_K."""
+    own = words(text)[:_QUERY_MAX_WORDS]
+    if not own or settings.KNOWLEDGE_TOP_K < 1:
+        return []
+    if connection.vendor != "postgresql":
+        return _search_by_counting(words=own)
+    terms = {word: 1.0 for word in own}
+    for synonym in _synonyms_of(own):
+        terms.setdefault(synonym, _SYNONYM_WEIGHT)
+    return _search_postgresql(terms=terms)
+
+
+def words(text: str) -> list[str]:
+    """The distinct words of `text`, lower-cased, in order."""
+    return list(dict.fromkeys(_WORD.findall(text.lower())))
+
+
+def _search_postgresql(*, terms: dict[str, float]) -> list[KnowledgeArticle]:
+    config = settings.KNOWLEDGE_SEARCH_CONFIG
+    frequencies = _document_frequencies(terms=list(terms))
+    # plainto_tsquery or phraseto_tsquery per term: stemmed, stop words dropped, no syntax to escape.
+    queries = {
+        term: SearchQuery(term, config=config, search_type="phrase" if " " in term else "plain")
+        for term in terms
+        if frequencies.of(term)
+    }
+    if not queries:
+        return []
+    # The candidates are the articles holding the rarest words, until about _CANDIDATES_MAX of
+    # them: words most articles hold ("order", "get") still add to a candidate's score, but
+    # scoring every article that holds them would take too long with thousands of articles.
+    selective, candidates = [], 0
+    for term in sorted(queries, key=frequencies.of):
+        if selective and candidates + frequencies.of(term) > _CANDIDATES_MAX:
+            break
+        selective.append(queries[term])
+        candidates += frequencies.of(term)
+    score = functools.reduce(
+        operator.add,
+        (
+            SearchRank(F("search_vector"), query) * Value(terms[term] * frequencies.rarity(term), FloatField())
+            for term, query in queries.items()
+        ),
+    )
+    return list(
+        KnowledgeArticle.objects.filter(
+            approved=True, search_vector=functools.reduce(operator.or_, selective)
+        )
+        .defer("search_vector")
+        .annotate(score=score)
+        .filter(score__gte=settings.KNOWLEDGE_MIN_RANK)
+        .order_by("-score", "id")[: settings.KNOWLEDGE_TOP_K]
+    )
+
+
+@dataclass
+class _Frequencies:
+    """How many approved articles hold each term, out of `articles`, as of `version`."""
+
+    version: str | None
+    articles: int
+    counts: dict[str, int]
+
+    def of(self, term: str) -> int:
+        return self.counts[term]
+
+    def rarity(self, term: str) -> float:
+        """The inverse document frequency, scaled to 1 for a term one article holds, so that
+        scores (and KNOWLEDGE_MIN_RANK) mean the same for 30 articles and 10,000."""
+        return math.log(1 + self.articles / self.counts[term]) / math.log(1 + self.articles)
+
+
+_frequencies = _Frequencies(version=None, articles=0, counts={})
+
+
+def knowledge_changed() -> None:
+    """Tell every process that the articles changed, so their word counts are counted again."""
+    cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def _document_frequencies(*, terms: list[str]) -> _Frequencies:
+    """The frequencies of `terms`, counted once per process until the articles change.
+
+    Counting them for every search would cost more than the search itself.
+    """
+    global _frequencies
+    articles = KnowledgeArticle.objects.filter(approved=True)
+    version = cache.get(_VERSION_KEY, "")
+    if version != _frequencies.version:
+        _frequencies = _Frequencies(version=version, articles=articles.count(), counts={})
+    for term in terms:
+        if term not in _frequencies.counts:
+            query = SearchQuery(
+                term, config=settings.KNOWLEDGE_SEARCH_CONFIG, search_type="phrase" if " " in term else "plain"
+            )
+            _frequencies.counts[term] = articles.filter(search_vector=query).count()
+    return _frequencies
+
+
+def _synonyms_of(own: list[str]) -> list[str]:
+    """The synonyms (KNOWLEDGE_SYNONYMS_FILE) of the words and phrases of a message."""
+    text = f" {' '.join(_singular(word) for word in own)} "
+    found = []
+    for group in _synonym_groups(settings.KNOWLEDGE_SYNONYMS_FILE):
+        if any(f" {term} " in text for term in group.keys()):
+            found += group.values()
+    return list(dict.fromkeys(found))
+
+
+@functools.cache
+def _synonym_groups(path: str) -> list[dict[str, str]]:
+    """Each line of the file a group, its comma-separated terms by their singular form."""
+    if not path:
+        return []
+    groups = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            terms = [" ".join(words(term)) for term in line.split(",")]
+            groups.append({" ".join(map(_singular, term.split())): term for term in terms if term})
+    return groups
+
+
+def _singular(word: str) -> str:
+    # Enough for matching a message against the synonym file ("vouchers", "voucher"); the
+    # search itself stems with PostgreSQL's dictionaries.
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _search_by_counting(*, words: list[str]) -> list[KnowledgeArticle]:
+    """Development only: each word found in the title counts twice, in the body once."""
+    words = [word for word in words if len(word) > 2]
+    scored = []
+    for article in KnowledgeArticle.objects.filter(approved=True):
+        title, body = article.title.lower(), article.body.lower()
+        score = sum(2 * (word in title) + (word in body) for word in words)
+        if score:
+            scored.append((-score, article.pk, article))
+    return [article for _, _, article in sorted(scored)[: settings.KNOWLEDGE_TOP_K]]
