@@ -35,6 +35,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Messenger (Graph API)
 FACEBOOK_APP_ID = env.str("FACEBOOK_APP_ID", default="")
+# Optional: the Page this service answers for; events for any other Page are not answered.
+FACEBOOK_PAGE_ID = env.str("FACEBOOK_PAGE_ID", default="")
+# Staff messages between 24 hours and 7 days after the person's last message go out with
+# Meta's HUMAN_AGENT tag (the app needs that permission); off, they are refused.
+FACEBOOK_HUMAN_AGENT_TAG = env.bool("FACEBOOK_HUMAN_AGENT_TAG", default=False)
 FACEBOOK_GRAPH_API_VERSION = env.str("FACEBOOK_GRAPH_API_VERSION", default="v24.0")
 FACEBOOK_GRAPH_API_URL = env.str("FACEBOOK_GRAPH_API_URL", default="https://graph.facebook.com").rstrip("/")
 FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = env.int("FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE", default=10)
@@ -58,7 +63,11 @@ LLM_SYSTEM_PROMPT = env.str(
         "message briefly and helpfully, in their language. State facts about the business "
         "(prices, delivery, returns, opening hours, policies, products) only from KNOWLEDGE, "
         "and never invent them. When KNOWLEDGE does not cover what the person asks, say so "
-        "plainly and offer to pass the question to a member of staff."
+        "plainly and offer to pass them to a member of staff. Call handoff_to_human, with the "
+        "reason, when the person asks for a person, is upset or complains, needs something only "
+        "staff can do (a refund, a change to an order, an exception to a policy), or asks "
+        "something that matters to them which KNOWLEDGE does not cover; then do not answer "
+        "the question yourself."
     ),
 )
 # Knowledge (conversations.knowledge_search): how many articles each reply may be given, how
@@ -74,6 +83,28 @@ KNOWLEDGE_SYNONYMS_FILE = env.str(
 )
 
 CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="")
+
+# Handing a person over to staff, and telling staff (conversations.handoff, conversations.alerts).
+HANDOFF_MESSAGE = env.str(
+    "HANDOFF_MESSAGE",
+    default="I've asked someone from our team to take over. They'll reply here as soon as they can.",
+)
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
+# The service's public address, for links in alerts (e.g. https://bot.example.com).
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+PAGE_TOKEN_CHECK_HOURS = env.float("PAGE_TOKEN_CHECK_HOURS", default=6)
+# Seconds before each further try of an alert channel that failed; their count is the retries.
+ALERT_RETRY_INTERVALS = [int(seconds) for seconds in env.list("ALERT_RETRY_INTERVALS", default=["10", "60", "300"])]
+# Alert emails: django-environ's email URL (smtp://user:password@host:587, consolemail://, ...).
+# A URL that is not one leaves the console backend in place; `check --deploy` reports it.
+try:
+    vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+    EMAIL_URL_ERROR = ""
+except environ.ImproperlyConfigured as error:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_URL_ERROR = str(error)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Staff tools: a message sent by staff (admin, API, send_message) pauses the bot for that
 # conversation, so it does not talk over a human; staff resume it from the admin.

@@ -1,7 +1,10 @@
-"""RQ jobs: thin, the work is in conversations.services.replies."""
+"""RQ jobs: thin, the work is in the services they call."""
 
 from rq import get_current_job
 
+from conversations import alerts
+from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
+from conversations.services.delivery import page_token_check
 from conversations.services.replies import replies_sweep, reply_produce
 
 
@@ -14,3 +17,19 @@ def reply_to_message(message_id: int) -> None:
 
 def replies_sweep_run() -> None:
     replies_sweep()
+
+
+def alert_deliver(**alert: object) -> None:
+    alerts.alert_deliver(**alert)
+
+
+def contact_profile_fetch_run(contact_id: int) -> None:
+    contact_profile_fetch(contact_id=contact_id)
+
+
+def contacts_profile_sweep_run() -> None:
+    contacts_profile_sweep()
+
+
+def page_token_check_run() -> None:
+    page_token_check()

@@ -14,6 +14,8 @@ PermanentLLMError is not. Their reasons are readable for staff and never contain
 """
 
 import functools
+import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ import groq
 from django.conf import settings
 
 from messenger.errors import reason_redact
+
+logger = logging.getLogger(__name__)
 
 _UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected response)"
 # Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
@@ -50,6 +54,36 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int
+    # Set when the model called handoff_to_human: why it hands the person over to staff.
+    handoff_reason: str | None = None
+
+
+HANDOFF_TOOL = "handoff_to_human"
+# Offered with every call: the model hands the person over to staff instead of (or after) answering.
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": HANDOFF_TOOL,
+            "description": (
+                "Hand this conversation over to a member of staff, who will answer the person here. "
+                "The bot then stops answering this person until staff hand it back."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "reason": {
+                        "type": "string",
+                        "description": "Why a person is needed, in one sentence for staff.",
+                    }
+                },
+                "required": ["reason"],
+            },
+        },
+    }
+]
+NO_REASON = "The assistant handed over without saying why."
+_REASON_MAX_CHARS = 500
 
 
 def build_groq_client(*, api_key: str, timeout: float, base_url: str | None = None) -> groq.Groq:
@@ -78,7 +112,9 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
     """
     started = time.monotonic()
     try:
-        response = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
+        response = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], tools=TOOLS
+        )
     except groq.GroqError as error:
         raise _typed_error(error, api_key=client.api_key) from error
     except ValueError as error:  # e.g. a 2xx body that is not JSON
@@ -88,12 +124,14 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
     try:
         choice = response.choices[0]
         content = choice.message.content
+        tool_calls = choice.message.tool_calls or []
     except (AttributeError, IndexError, KeyError, TypeError) as error:
         raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
     if content is not None and not isinstance(content, str):
         raise PermanentLLMError(_UNEXPECTED_RESPONSE)
     text = (content or "").strip()
-    if not text:
+    handoff_reason = _handoff_reason(tool_calls)
+    if not text and handoff_reason is None:
         raise TransientLLMError(
             f"Groq returned an empty answer (finish reason: {getattr(choice, 'finish_reason', None)})"
         )
@@ -104,7 +142,28 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
         prompt_tokens=_token_count(usage, "prompt_tokens"),
         completion_tokens=_token_count(usage, "completion_tokens"),
         latency_ms=latency_ms,
+        handoff_reason=handoff_reason,
     )
+
+
+def _handoff_reason(tool_calls: list[Any]) -> str | None:
+    """The reason of the model's handoff_to_human call, or None when it made none.
+
+    A call whose arguments are not the JSON asked for still hands over (the model meant to),
+    with NO_REASON; a call to a tool we did not offer is logged and ignored.
+    """
+    for call in tool_calls:
+        name = getattr(getattr(call, "function", None), "name", None)
+        if name != HANDOFF_TOOL:
+            logger.warning("The model called a tool that was not offered: %r", name)
+            continue
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except (TypeError, ValueError):
+            arguments = {}
+        reason = arguments.get("reason") if isinstance(arguments, dict) else None
+        return (reason.strip()[:_REASON_MAX_CHARS] if isinstance(reason, str) else "") or NO_REASON
+    return None
 
 
 def _token_count(usage: Any, name: str) -> int | None:

@@ -12,9 +12,21 @@ from django.utils import timezone
 class Contact(models.Model):
     """A person who wrote in; created automatically on their first message."""
 
+    # From the channel's profile (Messenger: fetched by a job after the first message).
     name = models.CharField(max_length=255, blank=True)
+    first_name = models.CharField(max_length=255, blank=True)
+    picture_url = models.URLField(max_length=2000, blank=True)
+    # When the profile was last asked for, and why it was refused if it was (asked again a
+    # week later, never per message).
     profile_fetched_at = models.DateTimeField(null=True, blank=True)
+    profile_error = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The hourly profile sweep looks for contacts without a name to ask for.
+            models.Index(fields=["profile_fetched_at"], condition=Q(name=""), name="contact_profile_missing"),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Contact #{self.pk}"
@@ -66,6 +78,12 @@ class Conversation(models.Model):
     # Denormalised so the admin's list sorts and previews 100,000 threads without joins.
     last_activity_at = models.DateTimeField(default=timezone.now)
     last_message_text = models.CharField(max_length=255, blank=True)
+    # When the person last wrote, as the channel stamped it: Messenger's 24-hour window.
+    person_last_wrote_at = models.DateTimeField(null=True, blank=True)
+    # Handed over to staff (the bot is paused): since when, and why; cleared by a staff reply
+    # or by resuming the bot.
+    waiting_for_staff_since = models.DateTimeField(null=True, blank=True)
+    handoff_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -85,6 +103,12 @@ class Conversation(models.Model):
                 fields=["bot_paused_by"],
                 condition=Q(bot_paused_by__isnull=False),
                 name="conversation_paused_by",
+            ),
+            # The admin's "waiting for staff" filter and count: few conversations wait at a time.
+            models.Index(
+                fields=["-last_activity_at"],
+                condition=Q(waiting_for_staff_since__isnull=False),
+                name="conversation_waiting",
             ),
         ]
 

@@ -61,13 +61,18 @@ def prompt_build(
     history: Iterable[Message],
     query: Iterable[Message],
     knowledge_max_chars: int,
+    person_first_name: str = "",
 ) -> str:
-    """The whole prompt: the articles best first, history oldest first (one labelled entry per
-    message), then the query's messages."""
+    """The whole prompt: the system prompt (and the person's first name, when known), the
+    articles best first, history oldest first (one labelled entry per message), then the
+    query's messages."""
     history_lines = [_history_entry(message) for message in history]
     query_text = "\n\n".join(message_render(message) for message in query)
+    system = system_prompt.strip()
+    if person_first_name.strip():
+        system += f"\n\nThe person's first name is {' '.join(person_first_name.split())}."
     return (
-        f"<SYSTEM>\n{text_neutralise(system_prompt.strip())}\n</SYSTEM>\n"
+        f"<SYSTEM>\n{text_neutralise(system)}\n</SYSTEM>\n"
         f"<KNOWLEDGE>\n{_knowledge_text(knowledge, max_chars=knowledge_max_chars)}\n</KNOWLEDGE>\n"
         f"<HISTORY>\n{chr(10).join(filter(None, history_lines))}\n</HISTORY>\n"
         f"<CURRENT_USER_QUERY>\n{query_text}\n</CURRENT_USER_QUERY>"

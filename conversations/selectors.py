@@ -1,15 +1,18 @@
 """Reads. Writes live in services.py."""
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import product
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
 from conversations.ratelimit import NOTICE_PENDING
+from conversations.services.handoff import HANDOFF_NOTICE
+from messenger.window import Window, messaging_window
 
 # Admin searches of more words than this scan (see conversation_search).
 SPLIT_TERMS_MAX = 4
@@ -162,36 +165,66 @@ def messages_history(*, conversation: Conversation, before: Message, limit: int)
     return list(reversed(newest_first))
 
 
-def messages_bot_unsent(*, conversation: Conversation) -> list[Message]:
-    """Bot messages stored but not sent yet (a job died mid-send), in order."""
-    return list(
-        conversation.messages.select_related("conversation__identity")
-        .filter(role__in=BOT_ROLES, status=Message.Status.SENDING)
-        .order_by("created_at", "id")
+def messages_bot_unsent(*, conversation: Conversation, handoff: bool = False) -> list[Message]:
+    """Bot messages stored but not sent yet (a job died mid-send), in order; with `handoff`, only
+    the notices telling the person they were handed over (sent even though the bot is paused)."""
+    unsent = conversation.messages.select_related("conversation__identity").filter(
+        role__in=BOT_ROLES, status=Message.Status.SENDING
     )
+    if handoff:
+        unsent = unsent.filter(**{f"details__{HANDOFF_NOTICE}": True})
+    return list(unsent.order_by("created_at", "id"))
 
 
 def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> list[Message]:
-    """For the recovery sweep: per conversation with the bot active, the newest message whose job is overdue.
+    """For the recovery sweep: per Messenger conversation, the newest message whose job is overdue.
 
-    Overdue: a client message still waiting, or a bot message still unsent, created between
-    `since` and `stale_before`; or a rate-limit notice still pending (never queued by anyone).
+    Overdue, with the bot active: a client message still waiting, or a bot message still
+    unsent, created between `since` and `stale_before`, or a rate-limit notice still pending;
+    and, whatever the bot's state, a handover notice still unsent.
     Each part is a range scan of a partial index (message_awaiting_reply, message_sweep).
     """
     # Console conversations are answered while the operator waits, never by a job.
-    window = Q(
-        created_at__gte=since,
-        conversation__bot_active=True,
-        conversation__identity__channel=ChannelIdentity.Channel.MESSENGER,
-    )
-    overdue = (
+    window = Q(created_at__gte=since, conversation__identity__channel=ChannelIdentity.Channel.MESSENGER)
+    unsent = Q(role__in=BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
+    overdue = Q(conversation__bot_active=True) & (
         Q(role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lt=stale_before)
-        | Q(role__in=BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
+        | unsent
         | NOTICE_PENDING
     )
+    # The notice of a handover is sent even though the handover paused the bot.
+    overdue |= unsent & Q(**{f"details__{HANDOFF_NOTICE}": True})
     newest_per_conversation: dict[int, Message] = {}
     for message in Message.objects.filter(window & overdue).select_related("conversation__identity").order_by(
         "created_at", "id"
     ):
         newest_per_conversation[message.conversation_id] = message
     return list(newest_per_conversation.values())
+
+
+def conversations_waiting_count() -> int:
+    """How many conversations wait for staff (a partial index holds just those)."""
+    return Conversation.objects.filter(waiting_for_staff_since__isnull=False).count()
+
+
+def messaging_window_text(*, conversation: Conversation) -> str:
+    """What Messenger's window allows staff now, in a sentence for the reply box."""
+    state = messaging_window(person_last_wrote_at=conversation.person_last_wrote_at, now=timezone.now())
+    if state.window is Window.UNKNOWN:
+        return "No message from this person yet: Messenger decides whether the Page may write."
+    if state.window is Window.CLOSED:
+        return "More than 7 days since this person's last message: Messenger allows no message."
+    left = _duration(state.closes_at - timezone.now())
+    if state.window is Window.OPEN:
+        return f"Messenger's 24-hour window: {left} left."
+    if settings.FACEBOOK_HUMAN_AGENT_TAG:
+        return f"Past 24 hours: sent with the HUMAN_AGENT tag, for {left} more."
+    return "Past 24 hours: Messenger refuses a message now (FACEBOOK_HUMAN_AGENT_TAG is off)."
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

@@ -10,10 +10,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from redis.exceptions import RedisError
 
-from conversations.services.staff import RecipientUnknownError, staff_message_send
+from conversations.services.staff import staff_message_send
 from messenger.errors import (
     DeliveryError,
     InvalidTokenError,
+    OutsideWindowError,
     PermanentDeliveryError,
     RecipientUnreachableError,
     TransientDeliveryError,
@@ -26,6 +27,8 @@ TEXT_MAX_CHARS = 20_000
 
 # What each kind of delivery failure means for the caller. Checked in order: subclasses first.
 DELIVERY_FAILURES: list[tuple[type[DeliveryError], int, str]] = [
+    # Refused before asking Meta: too long since the person last wrote (messenger.window).
+    (OutsideWindowError, status.HTTP_422_UNPROCESSABLE_ENTITY, "outside_window"),
     # The person blocked the Page, left, or is outside the 24-hour window: retrying won't help.
     (RecipientUnreachableError, status.HTTP_422_UNPROCESSABLE_ENTITY, "recipient_unreachable"),
     # Our page token is wrong: Facebook refused us, the caller did nothing wrong.
@@ -111,10 +114,13 @@ class MessageSendApi(APIView):
         operation_id="messenger_send",
         summary="Send a message to a person on Messenger",
         description=(
-            "Sends `text` to a person who has written to the Page, as the Page, and stores it in their "
-            "conversation as a staff message. Unless STAFF_REPLY_PAUSES_BOT is off, the bot is paused "
-            "for that conversation so it does not talk over a human. Messenger only allows messages "
-            "within 24 hours of the person's last message (outside it: 422)."
+            "Sends `text` to a person, as the Page, and stores it in their conversation as a staff "
+            "message (created on the first message Meta accepts for someone who has not written through "
+            "this service). Unless STAFF_REPLY_PAUSES_BOT is off, the bot is paused for that conversation "
+            "so it does not talk over a human. Messenger allows messages within 24 hours of the person's "
+            "last message; after that, up to 7 days, only with the HUMAN_AGENT tag, which the service adds "
+            "when FACEBOOK_HUMAN_AGENT_TAG is on. Otherwise it refuses before asking Meta: 422, "
+            "`outside_window`."
         ),
         request=MessageSendInputSerializer,
         responses={
@@ -122,7 +128,10 @@ class MessageSendApi(APIView):
             400: OpenApiResponse(description="Invalid input; field errors by field name."),
             401: OpenApiResponse(description="No or invalid credentials."),
             403: OpenApiResponse(description="Authenticated, but not staff and without the send permission."),
-            422: OpenApiResponse(DeliveryErrorSerializer, description="Facebook says the person cannot be reached."),
+            422: OpenApiResponse(
+                DeliveryErrorSerializer,
+                description="Outside Messenger's window (`outside_window`), or Facebook says the person cannot be reached.",
+            ),
             429: OpenApiResponse(description="Too many requests; see Retry-After."),
             502: OpenApiResponse(DeliveryErrorSerializer, description="Facebook refused the message (e.g. bad page token)."),
             503: OpenApiResponse(DeliveryErrorSerializer, description="Facebook is unavailable; try again later."),
@@ -139,19 +148,17 @@ class MessageSendApi(APIView):
             _response_example(
                 "Invalid input",
                 status_code=400,
-                value={
-                    "recipient_id": ["No conversation with recipient 123: they have not written to the Page."],
-                    "text": ["This field may not be blank."],
-                },
+                value={"recipient_id": ["A PSID is a string of digits."], "text": ["This field may not be blank."]},
             ),
             _response_example(
-                "Outside the 24-hour window",
+                "Outside the window",
                 status_code=422,
                 value={
-                    "detail": "(#10) This message is sent outside of allowed window. (HTTP 400, code 10/2018278)",
-                    "code": "recipient_unreachable",
-                    "meta_code": 10,
-                    "meta_subcode": 2018278,
+                    "detail": "Not sent: the person last wrote more than 7 days ago, and Messenger allows no "
+                    "message then.",
+                    "code": "outside_window",
+                    "meta_code": None,
+                    "meta_subcode": None,
                 },
             ),
             _response_example(
@@ -172,8 +179,6 @@ class MessageSendApi(APIView):
         psid = serializer.validated_data["recipient_id"]
         try:
             messages = staff_message_send(psid=psid, text=serializer.validated_data["text"], sent_by=request.user)
-        except RecipientUnknownError as error:
-            raise serializers.ValidationError({"recipient_id": [str(error)]}) from error
         except DeliveryError as error:
             return _delivery_failure_response(error)
         return Response(MessageSendOutputSerializer({"recipient_id": psid, "message_id": messages[0].external_id}).data)

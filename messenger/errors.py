@@ -7,6 +7,7 @@ catch it without knowing Facebook:
     ├── TransientDeliveryError        retry later (the RQ job owns retries and backoff)
     └── PermanentDeliveryError        do not retry; mark the message failed, apologise
         ├── RecipientUnreachableError do not retry and do not apologise: it cannot arrive
+        │   └── OutsideWindowError    refused by us before calling Meta: Meta's window is closed
         └── InvalidTokenError         do not retry; the operator must fix the page token
 
 `reason` is a readable sentence for staff; it never contains a secret.
@@ -61,6 +62,10 @@ class RecipientUnreachableError(PermanentDeliveryError):
 
 class InvalidTokenError(PermanentDeliveryError):
     pass
+
+
+class OutsideWindowError(RecipientUnreachableError):
+    """Not sent: Meta's messaging window (messenger.window) does not allow it, so Meta is not asked."""
 
 
 def classify_graph_error(

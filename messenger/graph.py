@@ -1,4 +1,4 @@
-"""Client for the part of Meta's Graph API the bot uses: the Send API.
+"""Client for the parts of Meta's Graph API the service uses: the Send API, people's profiles and the Page.
 
 One module-level `requests.Session` holds the connection pool for the whole process, so
 consecutive sends reuse TLS connections. It has NO urllib3 retries, and none are added here:
@@ -17,6 +17,7 @@ import logging
 import re
 import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 # the bot's own messages from a human replying in Meta's inbox.
 OUR_METADATA_MARKER = "messenger-ai:bot"
 MESSAGE_CHARACTER_LIMIT = 2000
+PROFILE_FIELDS = ("first_name", "last_name", "profile_pic")
 
 # Slightly over a multiple of 3 s, the TCP retransmission interval (requests' advice).
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -74,20 +76,19 @@ class GraphClient:
             timeout=(CONNECT_TIMEOUT_SECONDS, float(settings.GRAPH_TIMEOUT_SECONDS)),
         )
 
-    def send_text(self, *, psid: str, text: str, metadata: str) -> str:
+    def send_text(self, *, psid: str, text: str, metadata: str, tag: str | None = None) -> str:
         """Send one text message (at most MESSAGE_CHARACTER_LIMIT characters); returns Meta's mid.
 
-        A 2xx without a message id raises PermanentDeliveryError: Meta accepted the request,
-        so the message may well have been delivered, and a retry could send it twice.
+        With a `tag` (Meta's message tags: HUMAN_AGENT) it goes out as a tagged message, which
+        Meta allows outside the 24-hour window. A 2xx without a message id raises
+        PermanentDeliveryError: Meta accepted the request, so the message may well have been
+        delivered, and a retry could send it twice.
         """
+        kind = {"messaging_type": "MESSAGE_TAG", "tag": tag} if tag else {"messaging_type": "RESPONSE"}
         response = self._request(
             "POST",
             "/me/messages",
-            json={
-                "recipient": {"id": psid},
-                "messaging_type": "RESPONSE",
-                "message": {"text": text, "metadata": metadata},
-            },
+            json={"recipient": {"id": psid}, **kind, "message": {"text": text, "metadata": metadata}},
         )
         message_id = _json_object(response).get("message_id")
         if not isinstance(message_id, str) or not message_id:
@@ -101,6 +102,18 @@ class GraphClient:
     def send_action(self, *, psid: str, action: str) -> None:
         """Send a sender action: `mark_seen`, `typing_on` or `typing_off`."""
         self._request("POST", "/me/messages", json={"recipient": {"id": psid}, "sender_action": action})
+
+    def profile_get(self, *, psid: str) -> dict[str, str]:
+        """The person's first_name, last_name and profile_pic, those Meta gave; a typed DeliveryError
+        when it refuses (no permission, the person unavailable)."""
+        response = self._request("GET", f"/{quote(psid, safe='')}", params={"fields": ",".join(PROFILE_FIELDS)})
+        profile = _json_object(response)
+        return {field: profile[field] for field in PROFILE_FIELDS if isinstance(profile.get(field), str)}
+
+    def page_get(self) -> dict[str, str]:
+        """The Page the token belongs to (`id`, `name`): a cheap way to ask whether the token still works."""
+        profile = _json_object(self._request("GET", "/me", params={"fields": "id,name"}))
+        return {field: str(profile[field]) for field in ("id", "name") if field in profile}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The 2xx response, or a typed DeliveryError."""

@@ -52,11 +52,16 @@ class _SkippedEvent(Exception):
     """One event cannot be used; the reason is logged and the batch goes on."""
 
 
-def parse_webhook(payload: object) -> list[Event]:
-    """Every usable event of a decoded webhook body, in the order Meta sent them."""
+def parse_webhook(payload: object, *, received_at: datetime | None = None) -> list[Event]:
+    """Every usable event of a decoded webhook body, in the order Meta sent them.
+
+    An event without a usable timestamp takes its entry's `time`, else `received_at` (now):
+    Meta will not send it again, so it is kept with the best time there is.
+    """
     events: list[Event] = []
+    received_at = received_at or datetime.now(UTC)
     for entry in _entries(payload=payload):
-        events.extend(_entry_events(entry=entry))
+        events.extend(_entry_events(entry=entry, fallback_time=_as_datetime(entry.get("time")) or received_at))
     return events
 
 
@@ -74,7 +79,7 @@ def _entries(*, payload: object) -> list[dict[str, Any]]:
     return entries
 
 
-def _entry_events(*, entry: dict[str, Any]) -> Iterator[Event]:
+def _entry_events(*, entry: dict[str, Any], fallback_time: datetime) -> Iterator[Event]:
     page_id = _as_id(entry.get("id"))
     for channel in _CHANNELS:
         items = entry.get(channel)
@@ -85,7 +90,7 @@ def _entry_events(*, entry: dict[str, Any]) -> Iterator[Event]:
             continue
         for index, item in enumerate(items):
             try:
-                event = _event(item=item, page_id=page_id, channel=channel)
+                event = _event(item=item, page_id=page_id, channel=channel, fallback_time=fallback_time)
             except _SkippedEvent as skipped:
                 logger.warning("Skipped %s[%d] of page %s: %s", channel, index, page_id, skipped)
                 continue
@@ -93,7 +98,7 @@ def _entry_events(*, entry: dict[str, Any]) -> Iterator[Event]:
                 yield event
 
 
-def _event(*, item: object, page_id: str | None, channel: Channel) -> Event | None:
+def _event(*, item: object, page_id: str | None, channel: Channel, fallback_time: datetime) -> Event | None:
     if not isinstance(item, dict):
         raise _SkippedEvent("event is not an object")
     kind = next((key for key in _BUILDERS if key in item), None)
@@ -105,11 +110,13 @@ def _event(*, item: object, page_id: str | None, channel: Channel) -> Event | No
         raise _SkippedEvent(f'"{kind}" is not an object')
     if page_id is None:
         raise _SkippedEvent("entry has no id")
-    common = _common_fields(item=item, page_id=page_id, channel=channel)
+    common = _common_fields(item=item, page_id=page_id, channel=channel, fallback_time=fallback_time)
     return _BUILDERS[kind](body, common)
 
 
-def _common_fields(*, item: dict[str, Any], page_id: str, channel: Channel) -> dict[str, Any]:
+def _common_fields(
+    *, item: dict[str, Any], page_id: str, channel: Channel, fallback_time: datetime
+) -> dict[str, Any]:
     sender_id = _party_id(item.get("sender"))
     if sender_id is None:
         # Also the case of chat-plugin guests, who only have a `user_ref`.
@@ -121,8 +128,9 @@ def _common_fields(*, item: dict[str, Any], page_id: str, channel: Channel) -> d
         "page_id": page_id,
         "sender_id": sender_id,
         "recipient_id": recipient_id,
-        # Receipts may come without one; their builders fall back to the watermark.
+        # Without one, receipts take their watermark and the rest the entry's time (_with_timestamp).
         "timestamp": _as_datetime(item.get("timestamp")),
+        "fallback_time": fallback_time,
         "channel": channel,
         "raw": item,
     }
@@ -209,11 +217,10 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Event]] = {
 
 
 def _with_timestamp(*, common: dict[str, Any], default: datetime | None = None) -> dict[str, Any]:
-    if common["timestamp"] is not None:
-        return common
-    if default is None:
-        raise _SkippedEvent("timestamp is missing or not a number")
-    return {**common, "timestamp": default}
+    """The event's fields: its own timestamp, else `default`, else the entry's time or the arrival's."""
+    fields = {key: value for key, value in common.items() if key != "fallback_time"}
+    fields["timestamp"] = common["timestamp"] or default or common["fallback_time"]
+    return fields
 
 
 def _watermark(*, receipt: dict[str, Any]) -> datetime:

@@ -4,6 +4,7 @@ from django_rq import get_connection
 
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
+from tests.standins.webhook import WebhookStandIn
 
 
 def pytest_report_header(config):
@@ -73,3 +74,17 @@ def ada_conversation(db):
         contact=Contact.objects.create(name="Ada"), page_id="1001", external_id="2400000000000001"
     )
     return Conversation.objects.create(identity=identity)
+
+
+@pytest.fixture(scope="session")
+def webhook_standin():
+    with WebhookStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def alert_webhook(webhook_standin, settings):
+    """The chat webhook stand-in, emptied, as STAFF_ALERT_WEBHOOK_URL."""
+    webhook_standin.reset()
+    settings.STAFF_ALERT_WEBHOOK_URL = f"{webhook_standin.url}/hooks/staff"
+    return webhook_standin

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
@@ -24,6 +24,8 @@ from django.views.decorators.http import require_POST
 from conversations.models import ChannelIdentity, Contact, Conversation, Message, SystemPrompt
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
+    conversations_waiting_count,
+    messaging_window_text,
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
@@ -79,6 +81,21 @@ class FlagFilter(admin.SimpleListFilter):
         return queryset
 
 
+class WaitingForStaffFilter(admin.SimpleListFilter):
+    """Handed over to staff (by the model, or the person's "Talk to a person") and not answered yet."""
+
+    title = "waiting for staff"
+    parameter_name = "waiting"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(waiting_for_staff_since__isnull=self.value() == "no")
+        return queryset
+
+
 class FailuresFilter(FlagFilter):
     title = "failed messages"
     parameter_name = "failed"
@@ -95,7 +112,7 @@ class UnansweredFilter(FlagFilter):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["contact_name", "psid", "last_message_preview", "last_activity_at", "bot_state", "flags"]
     list_display_links = ["contact_name"]
-    list_filter = [BotStateFilter, UnansweredFilter, FailuresFilter, "last_activity_at"]
+    list_filter = [WaitingForStaffFilter, BotStateFilter, UnansweredFilter, FailuresFilter, "last_activity_at"]
     # What the search box covers; conversation_search implements it with indexes.
     search_fields = ["identity__contact__name", "=identity__external_id", "messages__text"]
     search_help_text = "Search by contact name, PSID or message text."
@@ -104,6 +121,7 @@ class ConversationAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["pause_bot", "resume_bot"]
     change_form_template = "admin/conversations/conversation/change_form.html"
+    change_list_template = "admin/conversations/conversation/change_list.html"
 
     class Media:
         css = {"all": ["conversations/admin/inbox.css"]}
@@ -113,6 +131,11 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(
+            request, {**(extra_context or {}), "waiting_count": conversations_waiting_count()}
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
@@ -135,7 +158,10 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Contact", ordering="identity__contact__name")
     def contact_name(self, conversation: Conversation) -> str:
-        return str(conversation.identity.contact)
+        contact = conversation.identity.contact
+        if contact.picture_url:
+            return format_html('<img class="contact-picture" src="{}" alt=""> {}', contact.picture_url, contact)
+        return str(contact)
 
     @admin.display(description="PSID", ordering="identity__external_id")
     def psid(self, conversation: Conversation) -> str:
@@ -154,6 +180,7 @@ class ConversationAdmin(admin.ModelAdmin):
         badges = [
             (css, label)
             for css, label, shown in [
+                ("waiting", "Waiting for staff", conversation.waiting_for_staff_since is not None),
                 ("unanswered", "Unanswered", conversation.is_unanswered),
                 ("failed", "Failed", conversation.has_failures),
             ]
@@ -224,6 +251,7 @@ class ConversationAdmin(admin.ModelAdmin):
             reply_form=StaffReplyForm(),
             # A console conversation is an operator trying the bot: nobody to write to.
             can_send=request.user.has_perm(SEND_PERMISSION) and _on_messenger(obj),
+            window=messaging_window_text(conversation=obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
         )

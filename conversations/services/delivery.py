@@ -5,14 +5,19 @@ still `sending` is sent by whoever runs `outgoing_messages_send` on it next (the
 the recovery sweep). Nothing here knows about RQ; staff tools call these synchronously.
 """
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
+from conversations.alerts import AlertKind, alert_raise, alert_token_works
 from conversations.llm import Completion, LLMError
 from conversations.models import Conversation, Message
 from conversations.services.conversations import conversation_touch
-from messenger.errors import DeliveryError, PermanentDeliveryError
+from messenger.errors import DeliveryError, InvalidTokenError, OutsideWindowError, PermanentDeliveryError
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
+
+logger = logging.getLogger(__name__)
 
 
 def outgoing_text_store(
@@ -23,6 +28,7 @@ def outgoing_text_store(
     sent_by=None,
     reply_to: Message | None = None,
     completion: Completion | None = None,
+    details: dict | None = None,
 ) -> list[Message]:
     """`text` stored as the outgoing part(s) Messenger accepts (2000 characters each), `sending`.
 
@@ -51,6 +57,7 @@ def outgoing_text_store(
                 status=Message.Status.SENDING,
                 sent_by=sent_by,
                 reply_to=reply_to,
+                details=details or {},
                 created_at=now,
                 **(llm_facts if index == 0 else {}),
             )
@@ -60,9 +67,10 @@ def outgoing_text_store(
     return messages
 
 
-def outgoing_messages_send(*, messages: list[Message]) -> None:
+def outgoing_messages_send(*, messages: list[Message], tag: str | None = None) -> None:
     """Send the parts not sent yet, in order, recording each one's Messenger message id.
 
+    `tag` is a Meta message tag (HUMAN_AGENT: a person writing after the 24-hour window).
     Stops at the first failure and raises its typed DeliveryError; when that error is
     permanent the unsent parts are marked failed first. Parts after a transient failure stay
     `sending`, so a later call resumes at the first part not yet sent.
@@ -74,7 +82,7 @@ def outgoing_messages_send(*, messages: list[Message]) -> None:
     psid = unsent[0].conversation.identity.external_id
     for index, message in enumerate(unsent):
         try:
-            message_id = client.send_text(psid=psid, text=message.text, metadata=OUR_METADATA_MARKER)
+            message_id = client.send_text(psid=psid, text=message.text, metadata=OUR_METADATA_MARKER, tag=tag)
         except PermanentDeliveryError as error:
             outgoing_messages_fail(messages=unsent[index:], error=error)
             raise
@@ -99,6 +107,8 @@ def error_description(*, error: Exception) -> tuple[str, str]:
     """A short code and a readable reason for `error`; the typed errors' reasons hold no secrets."""
     if isinstance(error, LLMError):
         return f"llm:{error.http_status or type(error).__name__}", error.reason
+    if isinstance(error, OutsideWindowError):
+        return "outside_window", error.reason
     if isinstance(error, DeliveryError):
         if error.code is not None:
             code = f"graph:{error.code}" + (f"/{error.subcode}" if error.subcode is not None else "")
@@ -106,3 +116,20 @@ def error_description(*, error: Exception) -> tuple[str, str]:
             code = f"graph:{error.http_status or type(error).__name__}"
         return code, error.reason
     return type(error).__name__[:64], f"Unexpected error: {type(error).__name__}"
+
+
+def page_token_check() -> None:
+    """Ask Graph whether the Page token still works; alert staff once when it stops working.
+
+    Other failures (Graph down, a timeout) say nothing about the token: one warning line.
+    """
+    try:
+        GraphClient.from_settings().page_get()
+    except InvalidTokenError as error:
+        logger.error("The Page access token was refused: %s", error.reason)
+        alert_raise(kind=AlertKind.TOKEN_REFUSED, reason=error.reason)
+        return
+    except DeliveryError as error:
+        logger.warning("Page token not checked: %s", error.reason)
+        return
+    alert_token_works()

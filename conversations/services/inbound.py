@@ -13,6 +13,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +52,7 @@ _ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
 # Meta's events are a few levels deep; deeper junk is cut off so saving it cannot recurse away.
 _RAW_MAX_DEPTH = 32
 _REACTION_LENGTH = Message._meta.get_field("reaction").max_length
+_OTHER_PAGES_LOGGED: set[str] = set()
 
 
 class _UnstorableEvent(ValueError):
@@ -64,8 +66,11 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
     over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
     """
     stored: dict[int, Message] = {}
+    person_wrote_at: dict[int, datetime] = {}
     with transaction.atomic():
         for event in events:
+            if not _for_our_page(event):
+                continue
             try:
                 message = _HANDLERS[type(event)](event)
             except _UnstorableEvent as error:
@@ -73,10 +78,34 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 continue
             if message is not None:
                 stored[message.conversation_id] = message
+                if message.role == Message.Role.CLIENT:
+                    person_wrote_at[message.conversation_id] = message.sent_at
         # In id order, so two deliveries touching the same conversations cannot deadlock.
         for conversation_id in sorted(stored):
             newest = stored[conversation_id]
-            conversation_touch(conversation_id=conversation_id, at=newest.created_at, preview=_preview(newest))
+            conversation_touch(
+                conversation_id=conversation_id,
+                at=newest.created_at,
+                preview=_preview(newest),
+                person_wrote_at=person_wrote_at.get(conversation_id),
+            )
+
+
+def _for_our_page(event: Event) -> bool:
+    """False for an event of another Page than FACEBOOK_PAGE_ID (when set): not ours to answer.
+
+    Logged once per Page and process: an app subscribed to several Pages sends them all.
+    """
+    if not settings.FACEBOOK_PAGE_ID or event.page_id == settings.FACEBOOK_PAGE_ID:
+        return True
+    if event.page_id not in _OTHER_PAGES_LOGGED:
+        _OTHER_PAGES_LOGGED.add(event.page_id)
+        logger.warning(
+            "Ignored events for page %r: this service answers for FACEBOOK_PAGE_ID %r only",
+            event.page_id,
+            settings.FACEBOOK_PAGE_ID,
+        )
+    return False
 
 
 def _message_receive(event: MessageEvent) -> Message | None:

@@ -33,6 +33,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from conversations import selectors
+from conversations.alerts import AlertKind, alert_raise
 from conversations.knowledge import knowledge_reply_record
 from conversations.knowledge_search import knowledge_relevant
 from conversations.llm import Completion, TransientLLMError, llm_complete
@@ -45,8 +46,15 @@ from conversations.services.delivery import (
     outgoing_messages_send,
     outgoing_text_store,
 )
-from messenger.errors import InvalidTokenError, RecipientUnreachableError, TransientDeliveryError
+from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
+from messenger.errors import (
+    InvalidTokenError,
+    OutsideWindowError,
+    RecipientUnreachableError,
+    TransientDeliveryError,
+)
 from messenger.graph import GraphClient
+from messenger.window import Window, messaging_window
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +102,7 @@ def reply_retry(*, message: Message) -> str | None:
 
 def reply_produce(*, message_id: int, final_attempt: bool) -> None:
     """What the reply job does for the conversation of `message_id` (see the module's docstring)."""
-    message = Message.objects.select_related("conversation__identity").filter(pk=message_id).first()
+    message = Message.objects.select_related("conversation__identity__contact").filter(pk=message_id).first()
     if message is None:
         return  # the person was forgotten meanwhile
     conversation = message.conversation
@@ -146,10 +154,13 @@ def replies_sweep() -> int:
 
 def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attempt: bool) -> None:
     # Re-read now, not when the job was queued: staff may have paused the bot meanwhile.
-    conversation.refresh_from_db(fields=["bot_active"])
-    if not conversation.bot_active:
-        return
+    conversation.refresh_from_db(fields=["bot_active", "person_last_wrote_at"])
     try:
+        if not conversation.bot_active:
+            # A paused bot says nothing more, but the notice that it handed the person over.
+            outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation, handoff=True))
+            return
+        _window_require(conversation=conversation)
         outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
         rate_limit_notices_send(conversation=conversation)
         waiting = selectors.messages_awaiting_reply(conversation=conversation)
@@ -167,47 +178,71 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         _reply_give_up(conversation=conversation, error=error)
 
 
+def _window_require(*, conversation: Conversation) -> None:
+    """Raise OutsideWindowError when the person last wrote more than 24 hours ago: the bot may not write."""
+    state = messaging_window(person_last_wrote_at=conversation.person_last_wrote_at, now=timezone.now())
+    if state.window in (Window.HUMAN_AGENT, Window.CLOSED):
+        raise OutsideWindowError("Not sent: the person last wrote more than 24 hours ago (outside the 24-hour window)")
+
+
 @dataclass(frozen=True)
 class ComposedReply:
-    """What the bot will say to the messages waiting, not stored yet."""
+    """What the bot will say to the messages waiting, not stored yet: a text, a handover, or both."""
 
     text: str
     role: str
     completion: Completion | None = None
     articles: list[KnowledgeArticle] = field(default_factory=list)
+    # Set to hand the person over to staff, with why.
+    handoff_reason: str | None = None
 
 
 def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> ComposedReply:
     """The answer to `waiting`: the LLM's, given the history and the knowledge that matches them.
 
-    Messages with nothing but attachments get a fixed reply instead: the LLM only reads text.
+    A tap on "Talk to a person" hands over with no LLM call; messages with nothing but
+    attachments get a fixed reply, since the LLM only reads text.
     """
+    if handoff_requested(messages=waiting):
+        return ComposedReply(text="", role=Message.Role.SYSTEM, handoff_reason=ASKED_FOR_A_PERSON)
     if not any(message.text.strip() for message in waiting):
         return ComposedReply(text=ATTACHMENT_REPLY_TEXT, role=Message.Role.SYSTEM)
     history = selectors.messages_history(conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT)
     articles = knowledge_relevant(query=waiting, history=history)
     prompt = prompt_build(
         system_prompt=selectors.system_prompt_current(),
+        person_first_name=conversation.identity.contact.first_name,
         knowledge=articles,
         history=history,
         query=waiting,
         knowledge_max_chars=settings.KNOWLEDGE_MAX_CHARS,
     )
     completion = llm_complete(prompt=prompt)
-    return ComposedReply(text=completion.text, role=Message.Role.AI, completion=completion, articles=articles)
+    return ComposedReply(
+        text=completion.text,
+        role=Message.Role.AI,
+        completion=completion,
+        articles=articles,
+        handoff_reason=completion.handoff_reason,
+    )
 
 
 def reply_record(*, conversation: Conversation, waiting: list[Message], reply: ComposedReply) -> list[Message]:
-    """Store `reply` as the outgoing parts answering `waiting`, and mark `waiting` answered.
+    """Store `reply` as the outgoing parts answering `waiting`, mark `waiting` answered, and hand
+    over when the reply says so; the parts to send, in order.
 
-    Run it inside a transaction, so that the parts and the answered marks go together.
+    Run it inside a transaction, so that all of it is stored together or not at all.
     """
-    parts = outgoing_text_store(
-        conversation=conversation, text=reply.text, role=reply.role, reply_to=waiting[-1], completion=reply.completion
-    )
+    parts = []
+    if reply.text:
+        parts = outgoing_text_store(
+            conversation=conversation, text=reply.text, role=reply.role, reply_to=waiting[-1], completion=reply.completion
+        )
+        if reply.role == Message.Role.AI:
+            knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
     Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
-    if reply.role == Message.Role.AI:
-        knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
+    if reply.handoff_reason is not None:
+        parts += conversation_handoff(conversation=conversation, reason=reply.handoff_reason, reply_to=waiting[-1])
     return parts
 
 
@@ -216,7 +251,7 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
 
     No parts (and `waiting` left as it is) when the bot was paused meanwhile.
     """
-    if any(message.text.strip() for message in waiting):
+    if any(message.text.strip() for message in waiting) and not handoff_requested(messages=waiting):
         _sender_actions_send(conversation=conversation)
     reply = reply_compose(conversation=conversation, waiting=waiting)
     with transaction.atomic():
@@ -240,23 +275,14 @@ def _sender_actions_send(*, conversation: Conversation) -> None:
 
 
 def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
-    """The final failure: what waits is marked failed with the reason, and the person gets an apology.
+    """The final failure: what waits is marked failed with the reason, staff are alerted, and the
+    person gets an apology.
 
     No apology when it could not arrive anyway (the person cannot be reached, the page's
-    token is refused). The apology is tried once; its own failure is only logged.
+    token is refused, the window is closed), and no alert when staff can do nothing about it.
+    The apology is tried once; its own failure is only logged.
     """
-    psid = _psid(conversation)
-    if isinstance(error, InvalidTokenError):
-        logger.error(
-            "The Page access token was refused: no message can be sent until "
-            "FACEBOOK_PAGE_ACCESS_TOKEN is fixed. "
-            "sender=%s reason=%s",
-            psid,
-            error.reason,
-            exc_info=error,
-        )
-    else:
-        logger.error("Reply failed: sender=%s", psid, exc_info=error)
+    _reply_failure_log(conversation=conversation, error=error)
     code, reason = error_description(error=error)
     waiting = selectors.messages_awaiting_reply(conversation=conversation)
     with transaction.atomic():
@@ -264,6 +290,10 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
         Message.objects.filter(pk__in=[message.pk for message in waiting]).update(
             status=Message.Status.FAILED, error_code=code, error_detail=reason
         )
+    if isinstance(error, InvalidTokenError):
+        alert_raise(kind=AlertKind.TOKEN_REFUSED, reason=reason, conversation_id=conversation.pk)
+    elif not isinstance(error, RecipientUnreachableError):
+        alert_raise(kind=AlertKind.REPLY_FAILED, reason=reason, conversation_id=conversation.pk)
     if isinstance(error, (RecipientUnreachableError, InvalidTokenError)):
         return
     last_client_message = (
@@ -278,7 +308,23 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
         outgoing_messages_send(messages=apology)
     except Exception as apology_error:  # noqa: BLE001 -- one try, then staff see it failed
         outgoing_messages_fail(messages=apology, error=apology_error)
-        logger.error("Apology not sent: sender=%s", psid, exc_info=apology_error)
+        logger.error("Apology not sent: sender=%s", _psid(conversation), exc_info=apology_error)
+
+
+def _reply_failure_log(*, conversation: Conversation, error: Exception) -> None:
+    psid = _psid(conversation)
+    if isinstance(error, OutsideWindowError):
+        logger.warning("Reply not sent: sender=%s reason=%s", psid, error.reason)
+    elif isinstance(error, InvalidTokenError):
+        logger.error(
+            "The Page access token was refused: no message can be sent until FACEBOOK_PAGE_ACCESS_TOKEN "
+            "is fixed. sender=%s reason=%s",
+            psid,
+            error.reason,
+            exc_info=error,
+        )
+    else:
+        logger.error("Reply failed: sender=%s", psid, exc_info=error)
 
 
 # --- queueing ---------------------------------------------------------------------------------

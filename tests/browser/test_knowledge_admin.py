@@ -8,13 +8,7 @@ from conversations.knowledge_search import knowledge_search
 from conversations.models import ChannelIdentity, Contact, Conversation, KnowledgeArticle, Message, UnansweredQuestion
 from tests.browser.chromium import ARTIFACTS, chromium_page, log_in
 
-# The Moderators group comes from a migration: restored after the flushes of other tests.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.e2e,
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 QUESTION = "do u do gift wrapping?? its for my mums birthday"
 
 

@@ -141,3 +141,25 @@ def test_over_limit_messages_are_stored_marked_and_only_the_notice_is_queued(set
     # The allowed message's job answers it; the first one over the limit's sends the notice.
     allowed = Message.objects.get(external_id="m_allowed")
     assert [job.args[0] for job in queued_reply_jobs()] == [allowed.pk, first_over.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_for_another_page_are_not_answered_and_logged_once(settings, redis_conn, caplog):
+    settings.FACEBOOK_PAGE_ID = "999999"
+    for mid in ("m_other_1", "m_other_2"):
+        _deliver(mid=mid)
+
+    assert not Message.objects.exists()
+    assert queued_reply_jobs() == []
+    assert caplog.text.count("Ignored events for page '104728561934527'") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_person_last_wrote_at_is_metas_time_of_their_newest_message(redis_conn):
+    payload = text_message(mid="m_stamped", text="hi")
+    payload["entry"][0]["messaging"][0]["timestamp"] = 1764835200000  # 2025-12-04 08:00 UTC
+    inbound_events_store(events=parse_webhook(payload))
+
+    message = Message.objects.get()
+    assert message.conversation.person_last_wrote_at == message.sent_at
+    assert message.sent_at.isoformat() == "2025-12-04T08:00:00+00:00"

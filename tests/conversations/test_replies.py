@@ -372,3 +372,17 @@ def test_retry_makes_a_failed_message_answerable_again(services, conversation, r
     message.refresh_from_db()
     assert message.status == Message.Status.ANSWERED
     assert sent_texts(graph)[-1].startswith("Echo:")
+
+
+def test_no_bot_reply_is_attempted_past_24_hours(services, conversation):
+    graph, groq = services
+    conversation.person_last_wrote_at = timezone.now() - timedelta(hours=25)
+    conversation.save(update_fields=["person_last_wrote_at"])
+    message = client_message(conversation)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert graph.calls() == [] and groq.calls() == []
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("failed", "outside_window")
+    assert "outside the 24-hour window" in message.error_detail

@@ -1,14 +1,14 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from conversations.models import Message, SystemPrompt
 from conversations.selectors import system_prompt_current
-from conversations.services.staff import (
-    RecipientUnknownError,
-    staff_message_send,
-    system_prompt_update,
-)
-from messenger.errors import RecipientUnreachableError, TransientDeliveryError
+from conversations.models import ChannelIdentity
+from conversations.services.staff import staff_message_send, system_prompt_update
+from messenger.errors import OutsideWindowError, RecipientUnreachableError, TransientDeliveryError
 from messenger.graph import OUR_METADATA_MARKER
 
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
@@ -74,11 +74,69 @@ def test_long_staff_message_is_split_and_sent_in_order(graph, ada_conversation):
     assert [m.text for m in ada_conversation.messages.order_by("id")] == sent
 
 
-def test_unknown_recipient_is_refused_before_anything_is_stored_or_sent(graph, ada_conversation):
-    with pytest.raises(RecipientUnknownError, match="999"):
+def test_someone_who_never_wrote_through_us_gets_the_message_and_a_conversation(graph, ada_conversation, settings):
+    settings.FACEBOOK_PAGE_ID = ""  # the Page's id then comes from Graph
+
+    [message] = staff_message_send(psid="999", text="Hello from the shop")
+
+    assert [call["kind"] for call in graph.calls()] == ["page", "message"]
+    identity = ChannelIdentity.objects.get(external_id="999")
+    assert (identity.page_id, identity.conversation) == ("104728561934527", message.conversation)
+    assert message.status == "sent" and message.external_id.startswith("m_")
+
+
+def test_someone_meta_refuses_leaves_nothing_stored(graph, ada_conversation, settings):
+    settings.FACEBOOK_PAGE_ID = "1001"
+    graph.script([{"on": "message", "status": 400, "code": 100, "subcode": 2018001}])
+
+    with pytest.raises(RecipientUnreachableError):
         staff_message_send(psid="999", text="Hello")
-    assert graph.calls() == []
+
+    assert not ChannelIdentity.objects.filter(external_id="999").exists()
     assert not Message.objects.exists()
+
+
+def _person_wrote(conversation, hours_ago: float) -> None:
+    conversation.person_last_wrote_at = timezone.now() - timedelta(hours=hours_ago)
+    conversation.save(update_fields=["person_last_wrote_at"])
+
+
+def test_within_24_hours_a_staff_message_is_a_plain_response(graph, ada_conversation):
+    _person_wrote(ada_conversation, 23)
+    staff_message_send(psid=PSID, text="Hello")
+    assert graph.calls(kind="message")[0]["json"]["messaging_type"] == "RESPONSE"
+
+
+def test_after_24_hours_it_goes_with_the_human_agent_tag_when_allowed(graph, ada_conversation, settings):
+    settings.FACEBOOK_HUMAN_AGENT_TAG = True
+    _person_wrote(ada_conversation, 30)
+
+    staff_message_send(psid=PSID, text="Sorry for the wait, here is your answer.")
+
+    [call] = graph.calls(kind="message")
+    assert (call["json"]["messaging_type"], call["json"]["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+@pytest.mark.parametrize(("hours_ago", "tag", "reason"), [(30, False, "HUMAN_AGENT tag"), (24 * 8, True, "7 days")])
+def test_outside_what_meta_allows_it_is_refused_before_calling_meta(graph, ada_conversation, settings, hours_ago, tag, reason):
+    settings.FACEBOOK_HUMAN_AGENT_TAG = tag
+    _person_wrote(ada_conversation, hours_ago)
+
+    with pytest.raises(OutsideWindowError, match=reason):
+        staff_message_send(psid=PSID, text="Hello")
+
+    assert graph.calls() == []
+    assert not ada_conversation.messages.exists()
+
+
+def test_a_staff_reply_ends_the_wait_for_staff(graph, ada_conversation):
+    ada_conversation.waiting_for_staff_since = timezone.now()
+    ada_conversation.save(update_fields=["waiting_for_staff_since"])
+
+    staff_message_send(psid=PSID, text="Hi, Maria here.")
+
+    ada_conversation.refresh_from_db()
+    assert ada_conversation.waiting_for_staff_since is None
 
 
 def test_unreachable_recipient_keeps_the_message_as_failed_with_the_reason(graph, ada_conversation):

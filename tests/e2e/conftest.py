@@ -1,11 +1,17 @@
 import pytest
+from django_rq import get_connection
 
 from tests.e2e.stack import Stack
 
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Web and worker from the Procfile on the test database, shared by a module's tests."""
+    """Web and worker from the Procfile on the test database, shared by a module's tests.
+
+    They start on an empty Redis, as a new deployment would: queues, locks and alerts' memory
+    of an earlier run or module must not leak in.
+    """
+    get_connection("default").flushdb()
     with django_db_blocker.unblock():
         started = Stack(log_dir=tmp_path_factory.mktemp("processes"))
         yield started

@@ -17,10 +17,12 @@ from devtools.processes import Process, process_descendants, start_web
 from tests.processes import process_environment
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
+from tests.standins.webhook import WebhookStandIn
 
 # Short intervals so retries, the sweep and an expired lock happen within a test's patience.
 FAST_ENVIRONMENT = {
     "REPLY_RETRY_INTERVALS": "1,1,2",
+    "ALERT_RETRY_INTERVALS": "1,1",
     "REPLY_SWEEP_INTERVAL_SECONDS": "1",
     "REPLY_SWEEP_GRACE_SECONDS": "2",
     "GROQ_TIMEOUT_SECONDS": "5",
@@ -34,9 +36,11 @@ class Stack:
     def __init__(self, *, log_dir: Path, redis_url: str | None = None) -> None:
         self.graph = GraphStandIn().start()
         self.groq = GroqStandIn().start()
+        self.alerts = WebhookStandIn().start()
         overrides = {
             "FACEBOOK_GRAPH_API_URL": self.graph.url,
             "GROQ_BASE_URL": self.groq.url,
+            "STAFF_ALERT_WEBHOOK_URL": f"{self.alerts.url}/hooks/staff",
             **FAST_ENVIRONMENT,
         }
         if redis_url:
@@ -66,13 +70,18 @@ class Stack:
             process.stop()
         self.graph.stop()
         self.groq.stop()
+        self.alerts.stop()
 
     def reset(self) -> None:
         self.graph.reset()
         self.groq.reset()
+        self.alerts.reset()
 
-    def post_text(self, *, psid: str, text: str) -> requests.Response:
-        body = json.dumps(text_message(mid=f"m_{uuid.uuid4().hex}", text=text, psid=psid)).encode()
+    def post_text(self, *, psid: str, text: str, sent_at_ms: int | None = None) -> requests.Response:
+        envelope = text_message(mid=f"m_{uuid.uuid4().hex}", text=text, psid=psid)
+        if sent_at_ms is not None:  # as Meta stamped it: a message written a while ago
+            envelope["entry"][0]["messaging"][0]["timestamp"] = sent_at_ms
+        body = json.dumps(envelope).encode()
         response = requests.post(
             f"{self.base_url}/api/webhooks/messenger",
             data=body,
@@ -91,7 +100,8 @@ class Stack:
         ]
 
     def message_attempts(self, psid: str) -> int:
-        return len([call for call in self.graph.calls() if call["psid"] == psid])
+        """Send API calls for this person: messages and sender actions (not their profile)."""
+        return len([call for call in self.graph.calls() if call["psid"] == psid and call["kind"] != "profile"])
 
     def prompts_with(self, marker: str) -> list[dict[str, Any]]:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]

@@ -1,11 +1,15 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from conversations.models import Message
 from devtools.processes import free_port
 
 URL = "/api/integrations/messenger/send"
@@ -90,7 +94,6 @@ def test_user_without_the_permission_is_forbidden(graph, ada_conversation):
         ({"text": "Hi"}, "recipient_id"),
         ({"recipient_id": "abc", "text": "Hi"}, "recipient_id"),
         ({"recipient_id": "1234; DROP", "text": "Hi"}, "recipient_id"),
-        ({"recipient_id": "999999", "text": "Hi"}, "recipient_id"),
     ],
 )
 def test_invalid_input_gets_field_errors_and_sends_nothing(graph, ada_conversation, token_client, payload, field):
@@ -182,3 +185,23 @@ def test_schema_documents_the_endpoint_with_examples(client):
     assert {"200", "400", "401", "403", "422", "429", "502", "503"} <= set(operation["responses"])
     assert operation["requestBody"]["content"]["application/json"]["examples"]
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_outside_messengers_window_is_a_422_outside_window_before_asking_meta(graph, ada_conversation, token_client):
+    ada_conversation.person_last_wrote_at = timezone.now() - timedelta(days=8)
+    ada_conversation.save(update_fields=["person_last_wrote_at"])
+
+    response = token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "outside_window"
+    assert "7 days" in response.json()["detail"]
+    assert graph.calls() == []
+
+
+def test_someone_new_is_written_to_and_their_conversation_created(graph, ada_conversation, token_client):
+    response = token_client.post(URL, {"recipient_id": "555", "text": "Your parcel is here"}, format="json")
+
+    assert response.status_code == 200
+    message = Message.objects.get(external_id=response.json()["message_id"])
+    assert message.conversation.identity.external_id == "555"

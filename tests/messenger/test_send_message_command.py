@@ -36,7 +36,7 @@ def test_prints_the_message_id_and_exits_0(graph, ada_conversation, capsys):
         ((PSID, "Hi"), {"status": 400, "code": 10, "subcode": 2018278}, "outside of allowed window"),
         ((PSID, "Hi"), {"status": 401, "code": 190}, "access token"),
         ((PSID, "Hi"), {"status": 500}, "retry your request later"),
-        (("999", "Hi"), None, "No conversation with recipient 999"),
+        (("999", "Hi"), {"status": 400, "code": 100, "subcode": 2018001}, "No matching user found"),
         (("not-a-psid", "Hi"), None, "recipient_id: A PSID is a string of digits."),
         ((PSID, "   "), None, "text: This field may not be blank."),
     ],

@@ -2,6 +2,7 @@
 
     POST /{version}/me/messages   kind "message" → {"recipient_id", "message_id": "m_..."}
                                   kind "action" (sender_action) → {"recipient_id"}
+    GET  /{version}/me            kind "page" → {"id": PAGE_ID, "name": "Test Page"}
     GET  /{version}/{psid}        kind "profile" → first_name, last_name, profile_pic, id
 
 Like Graph it refuses a request without an access token (190) and a text over 2000
@@ -18,7 +19,9 @@ from typing import Any
 from tests.standins import Reply, Request, StandIn, StandInServer, main
 
 _MESSAGES_PATH = re.compile(r"/v\d+\.\d+/me/messages")
+_PAGE_PATH = re.compile(r"/v\d+\.\d+/me")
 _PROFILE_PATH = re.compile(r"/v\d+\.\d+/(?P<psid>[^/]+)")
+PAGE_ID = "104728561934527"
 _TEXT_LIMIT = 2000
 
 # Meta's own wording for the codes the tests script.
@@ -52,6 +55,8 @@ class GraphServer(StandInServer):
         if request.method == "POST" and _MESSAGES_PATH.fullmatch(request.path):
             body = request.json
             return "action" if isinstance(body, dict) and "sender_action" in body else "message"
+        if request.method == "GET" and _PAGE_PATH.fullmatch(request.path):
+            return "page"
         if request.method == "GET" and _PROFILE_PATH.fullmatch(request.path):
             return "profile"
         return "unknown"
@@ -77,6 +82,8 @@ class GraphServer(StandInServer):
             return _graph_error(status=400, code=2500, message=f"Unknown path components: {request.path}")
         if not _has_token(request):
             return _graph_error(status=400, code=190, message="An active access token must be used.")
+        if kind == "page":
+            return Reply(status=200, body={"id": PAGE_ID, "name": "Test Page"})
         psid = _psid(request)
         if kind == "profile":
             profile = {

@@ -3,7 +3,9 @@
     POST /openai/v1/chat/completions   kind "chat" → an OpenAI-style chat.completion
 
 The answer is deterministic: "Echo: " + the last 40 characters of the last user message,
-unless a script gives "text" (null gives a null content). Like gpt-oss models it also
+unless a script gives "text" (null gives a null content) or "tool_calls" (a list of {"name",
+"arguments"}: the model calls those tools, with no text unless "text" gives one). Recorded
+calls also carry "tools", the names of the tools the request offered. Like gpt-oss models it also
 returns `reasoning`, which clients must not show. Token counts are word counts. Scripted
 errors answer with Groq's error JSON; a 429 carries `retry-after: 1` unless the script's
 headers say otherwise. Recorded calls carry "prompt" and "model"; `started` / `ended` and
@@ -12,6 +14,7 @@ headers say otherwise. Recorded calls carry "prompt" and "model"; `started` / `e
 Run alone: python -m tests.standins.groq --port 8102 (then GROQ_BASE_URL=http://127.0.0.1:8102)
 """
 
+import json
 import time
 import uuid
 from typing import Any
@@ -57,7 +60,9 @@ class GroqServer(StandInServer):
 
     def record_fields(self, request: Request) -> dict[str, Any]:
         body = request.json if isinstance(request.json, dict) else {}
-        return {"prompt": _last_user_message(body), "model": body.get("model")}
+        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        names = [tool.get("function", {}).get("name") for tool in tools if isinstance(tool, dict)]
+        return {"prompt": _last_user_message(body), "model": body.get("model"), "tools": names}
 
     def error_reply(self, *, script: dict[str, Any]) -> Reply:
         return _groq_error(status=script["status"], message=script.get("message"))
@@ -71,8 +76,12 @@ class GroqServer(StandInServer):
         prompt = _last_user_message(body)
         if not body.get("model") or prompt is None:
             return _groq_error(status=400, message="'model' and a user message are required")
-        text = script.get("text", echo_answer(prompt))
+        tool_calls = [_tool_call(call) for call in script.get("tool_calls", [])]
+        text = script.get("text", None if tool_calls else echo_answer(prompt))
         prompt_tokens, completion_tokens = len(prompt.split()), len(text.split()) if text else 0
+        message = {"role": "assistant", "content": text, "reasoning": REASONING}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
         return Reply(
             status=200,
             body={
@@ -83,9 +92,9 @@ class GroqServer(StandInServer):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text, "reasoning": REASONING},
+                        "message": message,
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": "tool_calls" if tool_calls else "stop",
                     }
                 ],
                 "usage": {
@@ -101,6 +110,20 @@ class GroqServer(StandInServer):
 
 class GroqStandIn(StandIn):
     server_class = GroqServer
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A scripted {"name", "arguments"} as Groq returns a tool call; arguments a string of JSON
+    (as the model writes it, possibly malformed) or anything JSON-encodable."""
+    arguments = call.get("arguments", {})
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+        },
+    }
 
 
 def _last_user_message(body: dict[str, Any]) -> str | None:

@@ -1,7 +1,7 @@
 """manage.py send_message RECIPIENT_ID TEXT: write to a person as the Page, from a shell."""
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.services.staff import RecipientUnknownError, staff_message_send
+from conversations.services.staff import staff_message_send
 from messenger.api import MessageSendInputSerializer
 from messenger.errors import DeliveryError
 
@@ -25,8 +25,6 @@ class Command(BaseCommand):
             )
         try:
             messages = staff_message_send(psid=recipient_id, text=serializer.validated_data["text"])
-        except RecipientUnknownError as error:
-            raise CommandError(str(error)) from error
         except DeliveryError as error:
             raise CommandError(f"Not delivered: {error.reason}") from error
         self.stdout.write(messages[0].external_id)

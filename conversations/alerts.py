@@ -1,0 +1,124 @@
+"""Telling staff when the bot needs them: by email (STAFF_ALERT_EMAILS, through EMAIL_URL) and to a
+chat webhook (STAFF_ALERT_WEBHOOK_URL: Slack's and Mattermost's incoming webhooks take `{"text"}`).
+
+Raised on a handoff, a reply that finally failed, and the Page token refused. Each alert is
+delivered by jobs of its own, one per channel, tried again a few times, so an alert never
+slows or blocks a reply and a channel that is down does not hold the other back. The same
+alert for the same conversation is not raised again within a few minutes; the token's,
+until the token works again.
+"""
+import enum
+import logging
+from datetime import timedelta
+from typing import Any
+
+import django_rq
+import requests
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
+from redis.exceptions import RedisError
+
+from conversations.models import Conversation
+
+logger = logging.getLogger(__name__)
+
+DELIVER_JOB = "conversations.jobs.alert_deliver"
+REPEAT_AFTER = timedelta(minutes=5)
+_WEBHOOK_TIMEOUT_SECONDS = 5
+_KEY = "alerts:{kind}:{conversation}"
+
+
+class AlertKind(enum.StrEnum):
+    HANDOFF = "handoff"
+    REPLY_FAILED = "reply_failed"
+    TOKEN_REFUSED = "token_refused"
+
+
+_SUBJECTS = {
+    AlertKind.HANDOFF: "{contact} needs a person",
+    AlertKind.REPLY_FAILED: "A reply to {contact} failed",
+    AlertKind.TOKEN_REFUSED: "Facebook refused the Page access token",
+}
+
+
+def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = None) -> None:
+    """Queue the alert's delivery to every channel set up, unless it was raised just before.
+
+    Never raises: an alert that cannot be queued (Redis down) is logged, and what it is
+    about (a handoff, a failed message) stays visible in the admin.
+    """
+    channels = [
+        channel
+        for channel, configured in (("email", settings.STAFF_ALERT_EMAILS), ("webhook", settings.STAFF_ALERT_WEBHOOK_URL))
+        if configured
+    ]
+    if not channels:
+        return
+    # The token's alert stands until the token works again (alert_token_works).
+    repeat_after = None if kind is AlertKind.TOKEN_REFUSED else REPEAT_AFTER
+    try:
+        connection = django_rq.get_connection()
+        if not connection.set(_key(kind, conversation_id), 1, nx=True, ex=repeat_after):
+            return
+        queue = django_rq.get_queue()
+        for channel in channels:
+            queue.enqueue(DELIVER_JOB, channel=channel, kind=kind.value, reason=reason, conversation_id=conversation_id)
+    except RedisError as error:
+        logger.warning("Alert %s not queued (Redis unavailable): %s", kind.value, error)
+        return
+    logger.info("Alert %s queued for %s: conversation=%s", kind.value, ", ".join(channels), conversation_id)
+
+
+def alert_token_works() -> None:
+    """The token works (again): the next refusal is alerted."""
+    django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, None))
+
+
+def alert_deliver(*, channel: str, kind: str, reason: str, conversation_id: int | None, attempt: int = 1) -> None:
+    """Send one alert to one channel; a failure is one log line and another try later, a few times."""
+    subject, text = _alert_text(kind=AlertKind(kind), reason=reason, conversation_id=conversation_id)
+    try:
+        if channel == "email":
+            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, settings.STAFF_ALERT_EMAILS)
+        else:
+            response = requests.post(
+                settings.STAFF_ALERT_WEBHOOK_URL, json={"text": f"{subject}\n{text}"}, timeout=_WEBHOOK_TIMEOUT_SECONDS
+            )
+            response.raise_for_status()
+    except Exception as error:  # noqa: BLE001 -- SMTP, socket, HTTP: each is one line and a retry
+        _retry_later(channel=channel, kind=kind, reason=reason, conversation_id=conversation_id, attempt=attempt,
+                     error=error)
+        return
+    logger.info("Alert %s sent by %s: conversation=%s", kind, channel, conversation_id)
+
+
+def _retry_later(*, channel: str, attempt: int, error: Exception, **alert: Any) -> None:
+    why = f"{type(error).__name__}: {error}"[:300]
+    if attempt > len(settings.ALERT_RETRY_INTERVALS):
+        logger.error("Alert %s by %s given up after %d tries: %s", alert["kind"], channel, attempt, why)
+        return
+    delay = settings.ALERT_RETRY_INTERVALS[attempt - 1]
+    logger.warning("Alert %s by %s failed (try %d), trying again in %d s: %s", alert["kind"], channel, attempt, delay,
+                   why)
+    django_rq.get_queue().enqueue_in(timedelta(seconds=delay), DELIVER_JOB, channel=channel, attempt=attempt + 1,
+                                     **alert)
+
+
+def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) -> tuple[str, str]:
+    conversation = (
+        Conversation.objects.select_related("identity__contact").filter(pk=conversation_id).first()
+        if conversation_id
+        else None
+    )
+    if conversation is None:
+        contact, url = "the Page", settings.SITE_URL + reverse("admin:index")
+    else:
+        contact = str(conversation.identity.contact)
+        url = settings.SITE_URL + reverse("admin:conversations_conversation_change", args=[conversation.pk])
+    subject = _SUBJECTS[kind].format(contact=contact)
+    return subject, f"{reason}\n{url}"
+
+
+def _key(kind: AlertKind, conversation_id: int | None) -> str:
+    return _KEY.format(kind=kind.value, conversation=conversation_id or "-")

@@ -1,0 +1,57 @@
+"""Handing a person over to staff: when the model calls handoff_to_human, or the person taps
+"Talk to a person" (payload HUMAN_AGENT).
+
+The bot is paused in that conversation with the reason, the conversation is marked waiting
+for staff, the person is told (HANDOFF_MESSAGE), and staff are alerted once it is committed.
+A staff reply, or resuming the bot, ends it (conversations.services.conversations).
+"""
+import functools
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.alerts import AlertKind, alert_raise
+from conversations.models import Conversation, Message
+from conversations.services.delivery import outgoing_text_store
+
+# The payload of the persistent menu's "Talk to a person" (and of any button staff add for it).
+HUMAN_AGENT_PAYLOAD = "HUMAN_AGENT"
+ASKED_FOR_A_PERSON = "The person asked to talk to a person."
+# Message.details of the notice that tells the person: sent even though the bot is paused.
+HANDOFF_NOTICE = "handoff"
+
+
+def handoff_requested(*, messages: list[Message]) -> bool:
+    """Whether one of `messages` is a tap on a button whose payload asks for a person."""
+    return any(
+        HUMAN_AGENT_PAYLOAD in (message.details.get("postback_payload"), message.details.get("quick_reply_payload"))
+        for message in messages
+    )
+
+
+def conversation_handoff(*, conversation: Conversation, reason: str, reply_to: Message | None) -> list[Message]:
+    """Hand the conversation over to staff, in the caller's transaction; the message parts to send.
+
+    Handed over already (the model asking again, a second tap): the person is told again,
+    the first reason and time stay, and the alert is not repeated within minutes.
+    """
+    now = timezone.now()
+    updated = Conversation.objects.filter(pk=conversation.pk, waiting_for_staff_since__isnull=True).update(
+        bot_active=False, bot_paused_at=now, bot_paused_by=None, waiting_for_staff_since=now, handoff_reason=reason
+    )
+    if updated:
+        conversation.bot_active, conversation.waiting_for_staff_since, conversation.handoff_reason = False, now, reason
+    else:
+        Conversation.objects.filter(pk=conversation.pk).update(bot_active=False)
+    transaction.on_commit(
+        functools.partial(alert_raise, kind=AlertKind.HANDOFF, reason=reason, conversation_id=conversation.pk),
+        robust=True,
+    )
+    return outgoing_text_store(
+        conversation=conversation,
+        text=settings.HANDOFF_MESSAGE,
+        role=Message.Role.SYSTEM,
+        reply_to=reply_to,
+        details={HANDOFF_NOTICE: True},
+    )

@@ -1,0 +1,134 @@
+"""Staff alerts: by email and to a chat webhook, each channel its own job, retried, not repeated."""
+import logging
+
+import pytest
+from django.core import mail
+from django_rq import get_queue
+from rq.registry import ScheduledJobRegistry
+
+from conversations import alerts
+from conversations.alerts import AlertKind, alert_deliver, alert_raise, alert_token_works
+from conversations.services.delivery import page_token_check
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def channels(settings, alert_webhook, redis_conn):
+    settings.STAFF_ALERT_EMAILS = ["maria@example.com", "jon@example.com"]
+    settings.SITE_URL = "https://bot.example.com"
+    return alert_webhook
+
+
+def queued() -> list[dict]:
+    return [job.kwargs for job in get_queue().get_jobs() if job.func_name.endswith("alert_deliver")]
+
+
+def deliver_queued() -> None:
+    for alert in queued():
+        alert_deliver(**alert)
+
+
+def test_an_alert_reaches_both_channels_naming_contact_reason_and_link(channels, ada_conversation):
+    alert_raise(kind=AlertKind.HANDOFF, reason="Wants a refund", conversation_id=ada_conversation.pk)
+
+    assert sorted(alert["channel"] for alert in queued()) == ["email", "webhook"]
+    deliver_queued()
+
+    link = f"https://bot.example.com/admin/conversations/conversation/{ada_conversation.pk}/change/"
+    [email] = mail.outbox
+    assert (email.subject, email.to) == ("Ada needs a person", ["maria@example.com", "jon@example.com"])
+    assert email.body == f"Wants a refund\n{link}"
+    [call] = channels.calls(kind="alert")
+    assert call["json"] == {"text": f"Ada needs a person\nWants a refund\n{link}"}
+
+
+def test_the_same_alert_is_not_repeated_within_minutes_but_another_conversations_is(
+    channels, ada_conversation, redis_conn
+):
+    for _ in range(3):
+        alert_raise(kind=AlertKind.REPLY_FAILED, reason="Groq down", conversation_id=ada_conversation.pk)
+    alert_raise(kind=AlertKind.HANDOFF, reason="Needs a person", conversation_id=ada_conversation.pk)
+    alert_raise(kind=AlertKind.REPLY_FAILED, reason="Groq down", conversation_id=ada_conversation.pk + 1)
+
+    assert len(queued()) == 3 * 2
+    assert 0 < redis_conn.ttl(f"alerts:reply_failed:{ada_conversation.pk}") <= alerts.REPEAT_AFTER.total_seconds()
+
+
+def test_no_channel_set_up_means_no_job(settings, redis_conn, ada_conversation):
+    settings.STAFF_ALERT_EMAILS, settings.STAFF_ALERT_WEBHOOK_URL = [], ""
+    alert_raise(kind=AlertKind.HANDOFF, reason="x", conversation_id=ada_conversation.pk)
+    assert queued() == []
+
+
+def test_a_channel_that_fails_is_one_log_line_and_tried_again_later(channels, ada_conversation, caplog, redis_conn):
+    channels.script([{"status": 500}])
+
+    with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
+        alert_deliver(channel="webhook", kind="handoff", reason="x", conversation_id=ada_conversation.pk)
+
+    [line] = caplog.messages
+    assert line.startswith("Alert handoff by webhook failed (try 1), trying again in 10 s: HTTPError: 500")
+    [job_id] = ScheduledJobRegistry(queue=get_queue()).get_job_ids()
+    assert get_queue().fetch_job(job_id).kwargs["attempt"] == 2
+
+
+def test_after_the_last_try_it_gives_up_with_one_error_line(channels, ada_conversation, caplog):
+    channels.script(default={"delay": 6})  # slower than the client waits
+
+    with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
+        alert_deliver(channel="webhook", kind="handoff", reason="x", conversation_id=ada_conversation.pk, attempt=4)
+
+    [line] = caplog.messages
+    assert line.startswith("Alert handoff by webhook given up after 4 tries: ReadTimeout")
+
+
+def test_a_bad_email_server_is_one_line_too(channels, ada_conversation, settings, caplog):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+
+    with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
+        alert_deliver(channel="email", kind="handoff", reason="x", conversation_id=ada_conversation.pk)
+
+    assert "Alert handoff by email failed (try 1)" in caplog.text and "ConnectionRefusedError" in caplog.text
+
+
+def test_redis_down_loses_the_alert_with_a_warning_and_raises_nothing(settings, ada_conversation, caplog):
+    settings.STAFF_ALERT_EMAILS = ["maria@example.com"]
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0"}}
+
+    alert_raise(kind=AlertKind.HANDOFF, reason="x", conversation_id=ada_conversation.pk)
+
+    assert "Alert handoff not queued (Redis unavailable)" in caplog.text
+
+
+# --- the Page token ---------------------------------------------------------------------------
+
+
+def test_a_refused_token_is_alerted_once_until_it_works_again(channels, graph):
+    graph.script(default={"status": 400, "code": 190})
+    page_token_check()
+    page_token_check()
+    assert [alert["kind"] for alert in queued()] == ["token_refused"] * 2  # one per channel
+
+    graph.script(default={})
+    page_token_check()  # works again
+    graph.script(default={"status": 400, "code": 190})
+    page_token_check()
+    assert len(queued()) == 4
+
+
+def test_graph_unreachable_says_nothing_about_the_token(channels, graph, caplog):
+    graph.script(default={"status": 503})
+    page_token_check()
+    assert queued() == []
+    assert "Page token not checked" in caplog.text
+
+
+def test_the_token_alert_names_the_page_and_links_the_admin(channels, graph):
+    alert_raise(kind=AlertKind.TOKEN_REFUSED, reason="Invalid OAuth access token")
+    deliver_queued()
+    [email] = mail.outbox
+    assert email.subject == "Facebook refused the Page access token"
+    assert email.body == "Invalid OAuth access token\nhttps://bot.example.com/admin/"
+    alert_token_works()
