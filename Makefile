@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev migrate bench-system bench-ingest chromium
+.PHONY: run test install install-dev migrate bench-system bench-knowledge bench-ingest chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ migrate: install
 # The headline benchmark: the whole service on this machine (docs/benchmarks.md).
 bench-system: install-dev
 	$(BIN)/python bench/system $(BENCH_ARGS)
+
+bench-knowledge: install-dev
+	$(BIN)/python bench/knowledge/run $(BENCH_ARGS)
 
 bench-ingest: install-dev
 	$(BIN)/python bench/ingest $(BENCH_ARGS)

@@ -48,3 +48,16 @@ def production_secrets_check(app_configs: object = None, **kwargs: object) -> li
         for number, name in enumerate(settings.PRODUCTION_SECRETS, start=1)
         if name in missing
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def email_url_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    if not settings.EMAIL_URL_ERROR:
+        return []
+    return [
+        checks.Error(
+            f"EMAIL_URL is not an email URL ({settings.EMAIL_URL_ERROR}): alert emails go to the console.",
+            hint="For example smtp+tls://user:password@smtp.example.com:587 (see README, Handoff and alerts).",
+            id="config.E010",
+        )
+    ]

@@ -151,3 +151,12 @@ def test_repeated_statements_are_prepared_unless_turned_off(db, url_options, pre
     env = process_environment(DEBUG="True")
     result = run_python(PREPARED_STATEMENTS, {**env, "DATABASE_URL": env["DATABASE_URL"] + url_options})
     assert result.stdout.split() == [prepared], result.stderr
+
+
+def test_a_bad_email_url_starts_all_the_same_and_check_deploy_says_so():
+    env = process_environment(DEBUG="False", EMAIL_URL="smtps//oops")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert "(config.E010) EMAIL_URL is not an email URL" in result.stderr
+    assert run_python("import config.wsgi; print('started')", env).stdout.strip() == "started"
