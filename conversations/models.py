@@ -274,3 +274,23 @@ class UnansweredQuestion(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+
+class Handoff(models.Model):
+    """One handover of a person to staff: the record the dashboard counts, kept after it ends."""
+
+    class Trigger(models.TextChoices):
+        MODEL = "model", "The assistant"
+        PERSON = "person", "The person asked"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="handoffs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], name="handoff_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()}: {self.reason[:60]}"

@@ -76,20 +76,29 @@ class GraphClient:
             timeout=(CONNECT_TIMEOUT_SECONDS, float(settings.GRAPH_TIMEOUT_SECONDS)),
         )
 
-    def send_text(self, *, psid: str, text: str, metadata: str, tag: str | None = None) -> str:
+    def send_text(
+        self,
+        *,
+        psid: str,
+        text: str,
+        metadata: str,
+        tag: str | None = None,
+        quick_replies: list[tuple[str, str]] = (),
+    ) -> str:
         """Send one text message (at most MESSAGE_CHARACTER_LIMIT characters); returns Meta's mid.
 
         With a `tag` (Meta's message tags: HUMAN_AGENT) it goes out as a tagged message, which
-        Meta allows outside the 24-hour window. A 2xx without a message id raises
-        PermanentDeliveryError: Meta accepted the request, so the message may well have been
-        delivered, and a retry could send it twice.
+        Meta allows outside the 24-hour window. `quick_replies` are (title, payload) buttons
+        under it. A 2xx without a message id raises PermanentDeliveryError: Meta accepted the
+        request, so the message may well have been delivered, and a retry could send it twice.
         """
         kind = {"messaging_type": "MESSAGE_TAG", "tag": tag} if tag else {"messaging_type": "RESPONSE"}
-        response = self._request(
-            "POST",
-            "/me/messages",
-            json={"recipient": {"id": psid}, **kind, "message": {"text": text, "metadata": metadata}},
-        )
+        message: dict[str, Any] = {"text": text, "metadata": metadata}
+        if quick_replies:
+            message["quick_replies"] = [
+                {"content_type": "text", "title": title, "payload": payload} for title, payload in quick_replies
+            ]
+        response = self._request("POST", "/me/messages", json={"recipient": {"id": psid}, **kind, "message": message})
         message_id = _json_object(response).get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise PermanentDeliveryError(

@@ -19,6 +19,9 @@ from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
 
 logger = logging.getLogger(__name__)
 
+# Message.details of an outgoing part: the (title, payload) buttons sent under it.
+QUICK_REPLIES = "quick_replies"
+
 
 def outgoing_text_store(
     *,
@@ -82,7 +85,13 @@ def outgoing_messages_send(*, messages: list[Message], tag: str | None = None) -
     psid = unsent[0].conversation.identity.external_id
     for index, message in enumerate(unsent):
         try:
-            message_id = client.send_text(psid=psid, text=message.text, metadata=OUR_METADATA_MARKER, tag=tag)
+            message_id = client.send_text(
+                psid=psid,
+                text=message.text,
+                metadata=OUR_METADATA_MARKER,
+                tag=tag,
+                quick_replies=[tuple(button) for button in message.details.get(QUICK_REPLIES, [])],
+            )
         except PermanentDeliveryError as error:
             outgoing_messages_fail(messages=unsent[index:], error=error)
             raise

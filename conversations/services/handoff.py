@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.alerts import AlertKind, alert_raise
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Handoff, Message
 from conversations.services.delivery import outgoing_text_store
 
 # The payload of the persistent menu's "Talk to a person" (and of any button staff add for it).
@@ -30,13 +30,16 @@ def handoff_requested(*, messages: list[Message]) -> bool:
     )
 
 
-def conversation_handoff(*, conversation: Conversation, reason: str, reply_to: Message | None) -> list[Message]:
+def conversation_handoff(
+    *, conversation: Conversation, reason: str, trigger: str, reply_to: Message | None
+) -> list[Message]:
     """Hand the conversation over to staff, in the caller's transaction; the message parts to send.
 
     Handed over already (the model asking again, a second tap): the person is told again,
     the first reason and time stay, and the alert is not repeated within minutes.
     """
     now = timezone.now()
+    Handoff.objects.create(conversation=conversation, trigger=trigger, reason=reason, created_at=now)
     updated = Conversation.objects.filter(pk=conversation.pk, waiting_for_staff_since__isnull=True).update(
         bot_active=False, bot_paused_at=now, bot_paused_by=None, waiting_for_staff_since=now, handoff_reason=reason
     )

@@ -37,7 +37,7 @@ from conversations.alerts import AlertKind, alert_raise
 from conversations.knowledge import knowledge_reply_record
 from conversations.knowledge_search import knowledge_relevant
 from conversations.llm import Completion, TransientLLMError, llm_complete
-from conversations.models import Conversation, KnowledgeArticle, Message
+from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
 from conversations.ratelimit import rate_limit_notices_send
 from conversations.services.delivery import (
@@ -242,7 +242,10 @@ def reply_record(*, conversation: Conversation, waiting: list[Message], reply: C
             knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
     Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
     if reply.handoff_reason is not None:
-        parts += conversation_handoff(conversation=conversation, reason=reply.handoff_reason, reply_to=waiting[-1])
+        trigger = Handoff.Trigger.MODEL if reply.role == Message.Role.AI else Handoff.Trigger.PERSON
+        parts += conversation_handoff(
+            conversation=conversation, reason=reply.handoff_reason, trigger=trigger, reply_to=waiting[-1]
+        )
     return parts
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django_rq import get_queue
 
 from conversations.llm import HANDOFF_TOOL, NO_REASON
-from conversations.models import Message
+from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_resume, conversation_get_or_create
 from conversations.services.replies import reply_produce
 
@@ -64,6 +64,8 @@ def test_the_models_handoff_pauses_the_bot_tells_the_person_and_alerts_staff(
     assert (alert["kind"], alert["reason"], alert["conversation_id"]) == (
         "handoff", "Wants a refund for a broken vase", conversation.pk
     )
+    [record] = Handoff.objects.all()  # kept for the dashboard after the wait ends
+    assert (record.conversation, record.trigger) == (conversation, Handoff.Trigger.MODEL)
 
 
 def test_a_paused_bot_makes_no_more_llm_calls(conversation, groq, graph):
@@ -114,6 +116,7 @@ def test_the_talk_to_a_person_button_hands_over_without_the_llm(conversation, gr
     assert [call["kind"] for call in graph.calls()] == ["message"]  # no "seen", no "typing"
     assert sent(graph) == [settings.HANDOFF_MESSAGE]
     assert conversation.handoff_reason == "The person asked to talk to a person."
+    assert Handoff.objects.get().trigger == Handoff.Trigger.PERSON
 
 
 def test_the_handoff_message_is_sent_on_a_retry_although_the_bot_is_paused(conversation, groq, graph):
