@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("privacy", conversation_views.privacy, name="privacy"),
+    path("data-deletion", conversation_views.data_deletion, name="data-deletion"),
     # Both spellings answer directly: a redirect would lose Meta's POST body.
     re_path(r"^api/webhooks/messenger/?$", MessengerWebhookView.as_view(), name="messenger-webhook"),
 ]

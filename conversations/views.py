@@ -23,3 +23,9 @@ def privacy(request):
         "privacy.html",
         {"contact_email": settings.CONTACT_EMAIL, "history_limit": settings.LLM_HISTORY_LIMIT},
     )
+
+
+@require_safe
+def data_deletion(request):
+    """The "Data Deletion Instructions URL" Meta asks apps for."""
+    return render(request, "data_deletion.html", {"contact_email": settings.CONTACT_EMAIL})

@@ -46,6 +46,7 @@ from conversations.services.delivery import (
     outgoing_messages_send,
     outgoing_text_store,
 )
+from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
 from messenger.errors import (
     InvalidTokenError,
@@ -156,6 +157,12 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
     # Re-read now, not when the job was queued: staff may have paused the bot meanwhile.
     conversation.refresh_from_db(fields=["bot_active", "person_last_wrote_at"])
     try:
+        waiting = selectors.messages_awaiting_reply(conversation=conversation)
+        # A request to be deleted is answered whatever the bot's state.
+        deletion = data_deletion_answer(conversation=conversation, waiting=waiting)
+        if deletion is not None:
+            outgoing_messages_send(messages=deletion)
+            return
         if not conversation.bot_active:
             # A paused bot says nothing more, but the notice that it handed the person over.
             outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation, handoff=True))
@@ -163,7 +170,6 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         _window_require(conversation=conversation)
         outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
         rate_limit_notices_send(conversation=conversation)
-        waiting = selectors.messages_awaiting_reply(conversation=conversation)
         if waiting:
             reply = _reply_store(conversation=conversation, waiting=waiting)
             # The LLM call may have used most of the lock's time; the sends get a full period.

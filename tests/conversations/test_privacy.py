@@ -7,3 +7,13 @@ def test_privacy_page_names_contact_email_and_what_is_stored(client, settings):
     assert 'href="mailto:dpo@shop.example"' in page
     for heading in ["What we store", "Why", "How long", "Deleting your data"]:
         assert f"<h2>{heading}</h2>" in page
+
+
+def test_the_data_deletion_page_explains_both_ways_and_the_privacy_page_links_it(client, settings):
+    settings.CONTACT_EMAIL = "dpo@shop.example"
+
+    page = client.get("/data-deletion").content.decode()
+
+    assert "<h2>In Messenger</h2>" in page and "<strong>Delete my data</strong>" in page
+    assert 'href="mailto:dpo@shop.example?subject=Delete%20my%20data"' in page
+    assert 'href="/data-deletion"' in client.get("/privacy").content.decode()

@@ -81,6 +81,10 @@ class Stack:
         envelope = text_message(mid=f"m_{uuid.uuid4().hex}", text=text, psid=psid)
         if sent_at_ms is not None:  # as Meta stamped it: a message written a while ago
             envelope["entry"][0]["messaging"][0]["timestamp"] = sent_at_ms
+        return self.post(envelope)
+
+    def post(self, envelope: dict[str, Any]) -> requests.Response:
+        """POST a webhook delivery, signed as Meta signs it; it must be acknowledged."""
         body = json.dumps(envelope).encode()
         response = requests.post(
             f"{self.base_url}/api/webhooks/messenger",

@@ -5,11 +5,13 @@ import uuid
 
 import pytest
 
-from conversations.models import Message
+from conversations.models import Contact, Message
 from conversations.prompts import SECTIONS
+from conversations.services.data_deletion import DELETED_TEXT, QUESTION_TEXT
 from conversations.services.replies import APOLOGY_TEXT
 from tests.e2e.stack import settle
 from devtools.processes import wait_for
+from devtools.webhook import postback, text_message
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres
@@ -153,3 +155,22 @@ def test_a_person_who_cannot_be_reached_costs_one_or_two_attempts(service, psid)
 
     assert 1 <= service.message_attempts(psid) <= 2
     assert service.prompts_with(psid) == []
+
+
+def test_a_person_deletes_their_data_from_the_menu(service, psid):
+    service.post(postback(mid=f"m_{uuid.uuid4().hex}", title="Delete my data", payload="DELETE_MY_DATA", psid=psid))
+    wait_for(lambda: service.sent_to(psid) == [QUESTION_TEXT], message="the question")
+    assert Contact.objects.filter(identities__external_id=psid).exists()
+
+    service.post(
+        text_message(
+            mid=f"m_{uuid.uuid4().hex}", text="Yes, delete it", psid=psid, quick_reply_payload="DELETE_MY_DATA_CONFIRM"
+        )
+    )
+
+    wait_for(lambda: len(service.sent_to(psid)) == 2, message="the confirmation")
+    settle()
+    assert service.sent_to(psid) == [QUESTION_TEXT, DELETED_TEXT]
+    assert not Contact.objects.filter(identities__external_id=psid).exists()
+    assert not Message.objects.filter(conversation__identity__external_id=psid).exists()
+    assert service.groq.calls() == []
