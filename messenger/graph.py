@@ -1,4 +1,5 @@
-"""Client for the parts of Meta's Graph API the service uses: the Send API, people's profiles and the Page.
+"""Client for the parts of Meta's Graph API the service uses: the Send API, people's profiles, the Page
+and its Messenger profile.
 
 One module-level `requests.Session` holds the connection pool for the whole process, so
 consecutive sends reuse TLS connections. It has NO urllib3 retries, and none are added here:
@@ -28,6 +29,7 @@ from messenger.errors import (
     TransientDeliveryError,
     classify_graph_error,
 )
+from messenger.profile import MESSENGER_PROFILE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,24 @@ class GraphClient:
         """The Page the token belongs to (`id`, `name`): a cheap way to ask whether the token still works."""
         profile = _json_object(self._request("GET", "/me", params={"fields": "id,name"}))
         return {field: str(profile[field]) for field in ("id", "name") if field in profile}
+
+    def messenger_profile_get(self) -> dict[str, Any]:
+        """The Page's Messenger profile (get started, greeting, ice breakers, persistent menu) in Meta's
+        format; {} when none of it is set."""
+        response = self._request(
+            "GET", "/me/messenger_profile", params={"fields": ",".join(MESSENGER_PROFILE_FIELDS)}
+        )
+        data = _json_object(response).get("data")
+        return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+
+    def messenger_profile_set(self, *, profile: dict[str, Any]) -> None:
+        """Set the fields `profile` has (Meta's format); the Page's other fields stay as they are."""
+        response = self._request("POST", "/me/messenger_profile", json=profile)
+        if _json_object(response).get("result") != "success":
+            raise PermanentDeliveryError(
+                "Facebook did not confirm the Messenger profile (unexpected response)",
+                http_status=response.status_code,
+            )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The 2xx response, or a typed DeliveryError."""

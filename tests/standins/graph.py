@@ -1,9 +1,13 @@
-"""Stand-in for Meta's Graph API: the Send API and user profiles.
+"""Stand-in for Meta's Graph API: the Send API, user profiles and the Page's Messenger profile.
 
     POST /{version}/me/messages   kind "message" → {"recipient_id", "message_id": "m_..."}
                                   kind "action" (sender_action) → {"recipient_id"}
     GET  /{version}/me            kind "page" → {"id": PAGE_ID, "name": "Test Page"}
     GET  /{version}/{psid}        kind "profile" → first_name, last_name, profile_pic, id
+    GET  /{version}/me/messenger_profile   kind "messenger_profile_get" → {"data": [the fields
+                                  asked for that are set]}, {"data": []} when none is
+    POST /{version}/me/messenger_profile   kind "messenger_profile_set" → {"result": "success"};
+                                  the fields posted replace those kept, as on Meta's side
 
 Like Graph it refuses a request without an access token (190) and a text over 2000
 characters (100). Scripted errors answer with Meta's error JSON; keys: status, code,
@@ -20,6 +24,8 @@ from tests.standins import Reply, Request, StandIn, StandInServer, main
 
 _MESSAGES_PATH = re.compile(r"/v\d+\.\d+/me/messages")
 _PAGE_PATH = re.compile(r"/v\d+\.\d+/me")
+_MESSENGER_PROFILE_PATH = re.compile(r"/v\d+\.\d+/me/messenger_profile")
+_MESSENGER_PROFILE_FIELDS = ("get_started", "greeting", "ice_breakers", "persistent_menu")
 _PROFILE_PATH = re.compile(r"/v\d+\.\d+/(?P<psid>[^/]+)")
 PAGE_ID = "104728561934527"
 _TEXT_LIMIT = 2000
@@ -51,7 +57,14 @@ def _graph_error(*, status: int, code: int, subcode: int | None = None, message:
 
 
 class GraphServer(StandInServer):
+    def reset(self) -> None:
+        super().reset()
+        # The Page's Messenger profile as set through the API, so GET shows what POST set.
+        self.messenger_profile: dict[str, Any] = {}
+
     def kind_of(self, request: Request) -> str:
+        if _MESSENGER_PROFILE_PATH.fullmatch(request.path) and request.method in ("GET", "POST"):
+            return f"messenger_profile_{'get' if request.method == 'GET' else 'set'}"
         if request.method == "POST" and _MESSAGES_PATH.fullmatch(request.path):
             body = request.json
             return "action" if isinstance(body, dict) and "sender_action" in body else "message"
@@ -84,6 +97,8 @@ class GraphServer(StandInServer):
             return _graph_error(status=400, code=190, message="An active access token must be used.")
         if kind == "page":
             return Reply(status=200, body={"id": PAGE_ID, "name": "Test Page"})
+        if kind.startswith("messenger_profile_"):
+            return self._messenger_profile_answer(request, kind=kind)
         psid = _psid(request)
         if kind == "profile":
             profile = {
@@ -108,6 +123,23 @@ class GraphServer(StandInServer):
                 message=f"(#100) Length of param message[text] must be between 1 and {_TEXT_LIMIT}",
             )
         return Reply(status=200, body={"recipient_id": psid, "message_id": f"m_{uuid.uuid4().hex}"})
+
+
+    def _messenger_profile_answer(self, request: Request, *, kind: str) -> Reply:
+        if kind == "messenger_profile_get":
+            fields = request.query.get("fields", "").split(",")
+            shown = {name: value for name, value in self.messenger_profile.items() if name in fields}
+            return Reply(status=200, body={"data": [shown] if shown else []})
+        body = request.json
+        if not isinstance(body, dict) or not body or not set(body) <= set(_MESSENGER_PROFILE_FIELDS):
+            return _graph_error(
+                status=400,
+                code=100,
+                message=f"(#100) Requires one of the params: {', '.join(_MESSENGER_PROFILE_FIELDS)}",
+            )
+        with self._lock:
+            self.messenger_profile.update(body)
+        return Reply(status=200, body={"result": "success"})
 
 
 class GraphStandIn(StandIn):
