@@ -6,3 +6,11 @@ import os
 # (gunicorn's docs suggest a RAM filesystem); /dev/shm is one on Linux and in Docker.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
+
+# gunicorn's own lines (its error log, the access log) go to the root logger, which Django's
+# LOGGING (config.settings) formats: one format for the whole process, text or LOG_FORMAT=json.
+logconfig_dict = {
+    "loggers": {
+        name: {"handlers": [], "propagate": True, "qualname": name} for name in ("gunicorn.error", "gunicorn.access")
+    }
+}

@@ -3,6 +3,9 @@
 Missing production secrets never stop the settings from loading: the web and worker processes
 check them (config.checks), so every management command works on a fresh machine.
 """
+import logging
+import os
+import sys
 from pathlib import Path
 
 import environ
@@ -12,7 +15,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():  # optional: the environment alone is enough
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -44,6 +48,14 @@ FACEBOOK_GRAPH_API_VERSION = env.str("FACEBOOK_GRAPH_API_VERSION", default="v24.
 FACEBOOK_GRAPH_API_URL = env.str("FACEBOOK_GRAPH_API_URL", default="https://graph.facebook.com").rstrip("/")
 FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE = env.int("FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE", default=10)
 GRAPH_TIMEOUT_SECONDS = env.float("GRAPH_TIMEOUT_SECONDS", default=10.0)
+# The Page's Messenger profile that `manage.py messenger_profile apply` sets (messenger.profile):
+# the greeting on the welcome screen ({{user_first_name}} is Meta's placeholder), and the ice
+# breakers as a JSON list of questions. Kept as text so a malformed list is the command's one-line
+# error, not a crash of every process at start.
+MESSENGER_GREETING = env.str(
+    "MESSENGER_GREETING", default="Hi {{user_first_name}}! Ask us anything here and we'll answer right away."
+)
+MESSENGER_ICE_BREAKERS = env.str("MESSENGER_ICE_BREAKERS", default="[]")
 
 # LLM (Groq). GROQ_BASE_URL is read by the groq SDK itself from the environment.
 GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
@@ -105,6 +117,14 @@ except environ.ImproperlyConfigured as error:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
     EMAIL_URL_ERROR = str(error)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+
+# /metrics answers a bearer METRICS_TOKEN, or a staff member signed in to the admin.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where every process (gunicorn's, the RQ pool's) keeps its counts for /metrics to add up.
+# prometheus_client reads the variable when first imported, which is after settings load.
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 
 # Staff tools: a message sent by staff (admin, API, send_message) pauses the bot for that
 # conversation, so it does not talk over a human; staff resume it from the admin.
@@ -261,11 +281,27 @@ if not DEBUG:
     X_FRAME_OPTIONS = "DENY"
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line (Django, gunicorn and rq alike), for a log stack to search.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    print(f"WARNING: LOG_FORMAT={LOG_FORMAT!r} is neither text nor json; logging as text.", file=sys.stderr)
+    LOG_FORMAT = "text"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    # Adds the conversation id, mid and RQ job id of the work being logged, as fields.
+    "filters": {"context": {"()": "conversations.log_context.LogContextFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # With LOG_LEVEL=DEBUG, Django would log every SQL statement; httpx's INFO line per
@@ -273,14 +309,15 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+# Python's warnings (a library's deprecation, a missing static directory) as log lines too, in
+# the same format; Django no longer routes them itself.
+logging.captureWarnings(True)
 
 # With DEBUG on, a missing secret is a warning and a development key stands in. With DEBUG off,
 # the web and worker processes refuse to start (config.checks) and an empty SECRET_KEY stays
 # empty: Django itself refuses whatever needs it (sessions, signing).
 _missing_secrets = [name for name in PRODUCTION_SECRETS if not globals()[name]]
 if DEBUG and _missing_secrets:
-    import sys
-
     _names = ", ".join(_missing_secrets)
     print(f"WARNING: {_names} not set; starting anyway because DEBUG is on.", file=sys.stderr)
     SECRET_KEY = SECRET_KEY or "django-insecure-dev-only-key-never-use-in-production"

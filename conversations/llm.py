@@ -23,6 +23,7 @@ from typing import Any
 import groq
 from django.conf import settings
 
+from conversations.metrics import LLM_LATENCY
 from messenger.errors import reason_redact
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,9 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
         raise _typed_error(error, api_key=client.api_key) from error
     except ValueError as error:  # e.g. a 2xx body that is not JSON
         raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
-    latency_ms = round((time.monotonic() - started) * 1000)
+    latency = time.monotonic() - started
+    LLM_LATENCY.observe(latency)
+    latency_ms = round(latency * 1000)
 
     try:
         choice = response.choices[0]

@@ -20,6 +20,7 @@ from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from conversations.metrics import RATE_LIMITED
 from conversations.models import Conversation, Message
 from conversations.services.delivery import outgoing_messages_send, outgoing_text_store
 
@@ -56,7 +57,13 @@ def rate_limit_apply(*, message: Message, sender: str) -> bool:
     if first_over_limit:
         message.details[_NOTICE_KEY] = _NOTICE_PENDING
     message.save(update_fields=["status", "details"])
-    logger.info("Rate-limited message: sender=%s mid=%s", sender, message.external_id)
+    RATE_LIMITED.inc()
+    logger.info(
+        "Rate-limited message: sender=%s mid=%s",
+        sender,
+        message.external_id,
+        extra={"conversation_id": message.conversation_id, "mid": message.external_id},
+    )
     return first_over_limit
 
 

@@ -3,8 +3,11 @@
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set, else the local servers;
 without a local PostgreSQL the suite runs on SQLite and PostgreSQL-only tests are skipped.
 """
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key",
@@ -14,6 +17,7 @@ TEST_SECRETS = {
     "GROQ_API_KEY": "test-groq-key",
     "FACEBOOK_APP_ID": "111111111111111",
     "CONTACT_EMAIL": "privacy@example.com",
+    "METRICS_TOKEN": "test-metrics-token",
 }
 for name, value in TEST_SECRETS.items():
     os.environ.setdefault(name, value)
@@ -33,6 +37,10 @@ if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/messenger"
     else:
         os.environ["DATABASE_URL"] = "sqlite:////tmp/messenger-test.sqlite3"
+# Counts of this run only, shared with the web and worker processes the suite starts.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="messenger-test-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 # A database index of its own, so the suite's flushes never touch a developer's queues.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from conversations.alerts import AlertKind, alert_raise, alert_token_works
 from conversations.llm import Completion, LLMError
+from conversations.metrics import FAILURES, REPLIES_SENT
 from conversations.models import Conversation, Message
 from conversations.services.conversations import conversation_touch
 from messenger.errors import DeliveryError, InvalidTokenError, OutsideWindowError, PermanentDeliveryError
@@ -99,6 +100,7 @@ def outgoing_messages_send(*, messages: list[Message], tag: str | None = None) -
         message.status = Message.Status.SENT
         message.sent_at = timezone.now()
         message.save(update_fields=["external_id", "status", "sent_at"])
+        REPLIES_SENT.labels(role=message.role).inc()
 
 
 def outgoing_messages_fail(*, messages: list[Message], error: DeliveryError | Exception) -> None:
@@ -110,6 +112,7 @@ def outgoing_messages_fail(*, messages: list[Message], error: DeliveryError | Ex
             message.error_code = code
             message.error_detail = reason
             message.save(update_fields=["status", "error_code", "error_detail"])
+            FAILURES.labels(reason=code).inc()
 
 
 def error_description(*, error: Exception) -> tuple[str, str]:

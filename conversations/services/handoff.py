@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.alerts import AlertKind, alert_raise
+from conversations.metrics import HANDOFFS
 from conversations.models import Conversation, Handoff, Message
 from conversations.services.delivery import outgoing_text_store
 
@@ -40,6 +41,7 @@ def conversation_handoff(
     """
     now = timezone.now()
     Handoff.objects.create(conversation=conversation, trigger=trigger, reason=reason, created_at=now)
+    HANDOFFS.labels(trigger=trigger).inc()
     updated = Conversation.objects.filter(pk=conversation.pk, waiting_for_staff_since__isnull=True).update(
         bot_active=False, bot_paused_at=now, bot_paused_by=None, waiting_for_staff_since=now, handoff_reason=reason
     )

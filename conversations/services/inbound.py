@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
+from conversations.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
 from conversations.ratelimit import rate_limit_apply
 from conversations.selectors import OUTGOING_ROLES, conversation_id_by_sender
@@ -67,6 +68,7 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
     """
     stored: dict[int, Message] = {}
     person_wrote_at: dict[int, datetime] = {}
+    received_kinds: list[str] = []
     with transaction.atomic():
         for event in events:
             if not _for_our_page(event):
@@ -80,6 +82,7 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 stored[message.conversation_id] = message
                 if message.role == Message.Role.CLIENT:
                     person_wrote_at[message.conversation_id] = message.sent_at
+                    received_kinds.append(message_kind(message=message))
         # In id order, so two deliveries touching the same conversations cannot deadlock.
         for conversation_id in sorted(stored):
             newest = stored[conversation_id]
@@ -89,6 +92,8 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 preview=_preview(newest),
                 person_wrote_at=person_wrote_at.get(conversation_id),
             )
+    for kind in received_kinds:  # counted once stored for good
+        MESSAGES_RECEIVED.labels(kind=kind).inc()
 
 
 def _for_our_page(event: Event) -> bool:

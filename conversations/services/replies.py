@@ -37,16 +37,18 @@ from conversations.alerts import AlertKind, alert_raise
 from conversations.knowledge import knowledge_reply_record
 from conversations.knowledge_search import knowledge_relevant
 from conversations.llm import Completion, TransientLLMError, llm_complete
+from conversations.log_context import log_context
+from conversations.metrics import AI_REPLIES, FAILURES, reply_sent_observe
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
 from conversations.ratelimit import rate_limit_notices_send
+from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,
     outgoing_messages_fail,
     outgoing_messages_send,
     outgoing_text_store,
 )
-from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
 from messenger.errors import (
     InvalidTokenError,
@@ -107,19 +109,20 @@ def reply_produce(*, message_id: int, final_attempt: bool) -> None:
     if message is None:
         return  # the person was forgotten meanwhile
     conversation = message.conversation
-    lock = _conversation_lock(conversation)
-    if not lock.acquire(blocking=False):
-        _reply_job_enqueue(message=message, delay=LOCK_WAIT_SECONDS)
-        return
-    try:
-        _conversation_answer(conversation=conversation, lock=lock, final_attempt=final_attempt)
-    finally:
+    with log_context(conversation_id=conversation.pk, mid=message.external_id):
+        lock = _conversation_lock(conversation)
+        if not lock.acquire(blocking=False):
+            _reply_job_enqueue(message=message, delay=LOCK_WAIT_SECONDS)
+            return
         try:
-            lock.release()
-        except LockError:
-            logger.warning(
-                "Conversation lock expired before the reply finished: conversation=%s", conversation.pk
-            )
+            _conversation_answer(conversation=conversation, lock=lock, final_attempt=final_attempt)
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                logger.warning(
+                    "Conversation lock expired before the reply finished: conversation=%s", conversation.pk
+                )
 
 
 def replies_sweep() -> int:
@@ -175,6 +178,8 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
             outgoing_messages_send(messages=reply)
+            if reply:
+                reply_sent_observe(received_at=waiting[0].created_at)
     except (TransientLLMError, TransientDeliveryError, LockError) as error:
         if not final_attempt:
             logger.warning("Reply will be retried: sender=%s reason=%s", _psid(conversation), error)
@@ -246,6 +251,7 @@ def reply_record(*, conversation: Conversation, waiting: list[Message], reply: C
         )
         if reply.role == Message.Role.AI:
             knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
+            AI_REPLIES.labels(knowledge="yes" if reply.articles else "no").inc()
     Message.objects.filter(pk__in=[message.pk for message in waiting]).update(status=Message.Status.ANSWERED)
     if reply.handoff_reason is not None:
         trigger = Handoff.Trigger.MODEL if reply.role == Message.Role.AI else Handoff.Trigger.PERSON
@@ -299,6 +305,7 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
         Message.objects.filter(pk__in=[message.pk for message in waiting]).update(
             status=Message.Status.FAILED, error_code=code, error_detail=reason
         )
+    FAILURES.labels(reason=code).inc(len(waiting))
     if isinstance(error, InvalidTokenError):
         alert_raise(kind=AlertKind.TOKEN_REFUSED, reason=reason, conversation_id=conversation.pk)
     elif not isinstance(error, RecipientUnreachableError):

@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from tests.messenger.webhook_client import signature, text_message
 from devtools.processes import Process, process_descendants, start_web
+from tests.messenger.webhook_client import signature, text_message
 from tests.processes import process_environment
 from tests.standins.graph import GraphStandIn
 from tests.standins.groq import GroqStandIn
@@ -33,7 +33,7 @@ FAST_ENVIRONMENT = {
 
 
 class Stack:
-    def __init__(self, *, log_dir: Path, redis_url: str | None = None) -> None:
+    def __init__(self, *, log_dir: Path, **environment: str) -> None:
         self.graph = GraphStandIn().start()
         self.groq = GroqStandIn().start()
         self.alerts = WebhookStandIn().start()
@@ -42,9 +42,8 @@ class Stack:
             "GROQ_BASE_URL": self.groq.url,
             "STAFF_ALERT_WEBHOOK_URL": f"{self.alerts.url}/hooks/staff",
             **FAST_ENVIRONMENT,
+            **environment,
         }
-        if redis_url:
-            overrides["REDIS_URL"] = redis_url
         self.env = process_environment(**overrides)
         self.log_dir = log_dir
         self.web, self.base_url = start_web(self.env, log_dir)

@@ -22,7 +22,7 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_server):
     with django_db_blocker.unblock():
-        started = Stack(log_dir=tmp_path_factory.mktemp("processes"), redis_url=redis_server.url)
+        started = Stack(log_dir=tmp_path_factory.mktemp("processes"), REDIS_URL=redis_server.url)
         yield started
         started.stop()
 

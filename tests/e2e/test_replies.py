@@ -9,9 +9,9 @@ from conversations.models import Contact, Message
 from conversations.prompts import SECTIONS
 from conversations.services.data_deletion import DELETED_TEXT, QUESTION_TEXT
 from conversations.services.replies import APOLOGY_TEXT
-from tests.e2e.stack import settle
 from devtools.processes import wait_for
 from devtools.webhook import postback, text_message
+from tests.e2e.stack import settle
 from tests.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres

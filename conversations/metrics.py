@@ -1,0 +1,77 @@
+"""What /metrics reports, in Prometheus's text format, added up over every process.
+
+gunicorn runs several web processes and the worker a pool of them, so prometheus_client runs
+in its multiprocess mode: each process writes its counts to files in PROMETHEUS_MULTIPROC_DIR
+(config.settings sets it before anything imports prometheus_client) and a scrape adds them up.
+Only counters and histograms are kept that way; the queue's depth is read from Redis at scrape
+time by django-rq's own collector.
+"""
+from datetime import datetime
+
+from django.utils import timezone
+from django_rq.contrib.prometheus import RQCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from conversations.models import Handoff, Message
+
+MESSAGES_RECEIVED = Counter(
+    "messenger_messages_received", "Messages people sent the Page, each counted once when stored, by kind", ["kind"]
+)
+REPLIES_SENT = Counter(
+    "messenger_replies_sent", "Messages the Page sent through the Send API, by who wrote them", ["role"]
+)
+FAILURES = Counter(
+    "messenger_failures",
+    "Messages marked failed: a reply that could not be sent, or a person's message that could not be answered; "
+    "by reason code",
+    ["reason"],
+)
+HANDOFFS = Counter("messenger_handoffs", "Conversations handed over to staff, by what asked for it", ["trigger"])
+RATE_LIMITED = Counter("messenger_rate_limited", "Messages over the per-sender rate limit, stored but not answered")
+AI_REPLIES = Counter(
+    "messenger_ai_replies", "AI replies written, by whether the model was given a knowledge article", ["knowledge"]
+)
+LLM_LATENCY = Histogram(
+    "messenger_llm_latency_seconds",
+    "Time Groq took to answer one completion request",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60),
+)
+WEBHOOK_TO_SEND = Histogram(
+    "messenger_webhook_to_send_seconds",
+    "From the webhook storing a person's message to the bot's reply to it sent",
+    buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 900),
+)
+
+# Every label value known in advance is reported from the start, at 0, so that a rate over a
+# series that has not moved yet is 0 rather than missing.
+for _counter, _label, _values in (
+    (MESSAGES_RECEIVED, "kind", ("text", "attachment", "postback", "quick_reply")),
+    (REPLIES_SENT, "role", (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM)),
+    (HANDOFFS, "trigger", Handoff.Trigger.values),
+    (AI_REPLIES, "knowledge", ("yes", "no")),
+):
+    for _value in _values:
+        _counter.labels(**{_label: _value})
+
+
+def message_kind(*, message: Message) -> str:
+    """The `kind` label of a received message: postback, quick_reply, attachment or text."""
+    if "postback_payload" in message.details:
+        return "postback"
+    if "quick_reply_payload" in message.details:
+        return "quick_reply"
+    if message.attachments and not message.text:
+        return "attachment"
+    return "text"
+
+
+def reply_sent_observe(*, received_at: datetime) -> None:
+    WEBHOOK_TO_SEND.observe(max((timezone.now() - received_at).total_seconds(), 0.0))
+
+
+def metrics_render() -> bytes:
+    """Every process's metrics added up, then the queues' state, in Prometheus's text format."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(RQCollector())
+    return generate_latest(registry)
