@@ -1,7 +1,7 @@
 import pytest
 from django_rq import get_connection
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import stack_running
 
 
 @pytest.fixture(scope="module")
@@ -12,10 +12,8 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     of an earlier run or module must not leak in.
     """
     get_connection("default").flushdb()
-    with django_db_blocker.unblock():
-        started = Stack(log_dir=tmp_path_factory.mktemp("processes"))
+    with stack_running(django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes")) as started:
         yield started
-        started.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ class Stack:
 
     def prompts_with(self, marker: str) -> list[dict[str, Any]]:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
+
+
+@contextlib.contextmanager
+def stack_running(*, django_db_blocker, log_dir: Path, **environment: str) -> Iterator[Stack]:
+    """A Stack on the test database (which a module-scoped fixture must unblock) for the `with` block."""
+    with django_db_blocker.unblock():
+        started = Stack(log_dir=log_dir, **environment)
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 def settle(seconds: float = 1.0) -> None:

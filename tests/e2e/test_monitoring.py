@@ -8,25 +8,20 @@ import requests
 from django_rq import get_connection
 
 from devtools.processes import wait_for
-from tests.e2e.stack import Stack, settle
+from tests.e2e.stack import settle, stack_running
 from tests.settings import TEST_SECRETS
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def json_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The conftest's stack, logging as JSON."""
     get_connection("default").flushdb()
-    with django_db_blocker.unblock():
-        started = Stack(log_dir=tmp_path_factory.mktemp("processes"), LOG_FORMAT="json")
+    with stack_running(
+        django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes"), LOG_FORMAT="json"
+    ) as started:
         yield started
-        started.stop()
-
-
-@pytest.fixture
-def service(json_stack, transactional_db):
-    json_stack.reset()
-    return json_stack
 
 
 def scrape(service) -> dict[str, float]:

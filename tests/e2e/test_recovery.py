@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from tests.e2e.stack import Stack, settle
 from devtools.processes import PrivateRedis, wait_for
+from tests.e2e.stack import settle, stack_running
 
 pytestmark = pytest.mark.postgres
 # Lock expiry (GROQ_TIMEOUT_SECONDS + REPLY_LOCK_MARGIN_SECONDS), sweep grace and start-up, with room.
@@ -21,10 +21,10 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_server):
-    with django_db_blocker.unblock():
-        started = Stack(log_dir=tmp_path_factory.mktemp("processes"), REDIS_URL=redis_server.url)
+    with stack_running(
+        django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes"), REDIS_URL=redis_server.url
+    ) as started:
         yield started
-        started.stop()
 
 
 @pytest.fixture
