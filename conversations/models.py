@@ -210,6 +210,17 @@ class Message(models.Model):
             # then writes two index entries fewer.
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
             models.Index(fields=["sent_by"], condition=Q(sent_by__isnull=False), name="message_sent_by"),
+            # The admin's dashboard (conversations.dashboard) counts a range of days from these
+            # alone: messages in and out, first replies and their wait, AI answers.
+            models.Index(fields=["created_at", "role", "status"], name="message_created_kind"),
+            models.Index(
+                fields=["created_at", "reply_to", "sent_at"],
+                condition=Q(reply_to__isnull=False, sent_at__isnull=False, role__in=["ai", "staff", "system"]),
+                name="message_reply_time",
+            ),
+            models.Index(
+                fields=["created_at", "id"], condition=Q(role="ai") & ~Q(llm_model=""), name="message_ai_answer"
+            ),
         ]
         permissions = [("send_message", "Can send messages to contacts")]
 
