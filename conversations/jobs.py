@@ -3,6 +3,7 @@
 from rq import get_current_job
 
 from conversations import alerts
+from conversations.dashboard import dashboard_settled_days_count
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.replies import replies_sweep, reply_produce
@@ -33,3 +34,7 @@ def contacts_profile_sweep_run() -> None:
 
 def page_token_check_run() -> None:
     page_token_check()
+
+
+def dashboard_settled_days_count_run() -> None:
+    dashboard_settled_days_count()

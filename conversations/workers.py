@@ -4,8 +4,8 @@ It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things a
 supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
 conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
 scheduler lock; and it queues the periodic jobs (the recovery sweep, the hourly profile
-sweep, the Page token check) as rq's cron does. The
-supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
+sweep, the Page token check, the dashboard's daily counts) as rq's cron does.
+The supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
 both resume on their own once Redis is back after an outage or a restart.
 """
 import logging
@@ -20,11 +20,17 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 from rq.worker_pool import WorkerPool
 
-from conversations.jobs import contacts_profile_sweep_run, page_token_check_run, replies_sweep_run
+from conversations.jobs import (
+    contacts_profile_sweep_run,
+    dashboard_settled_days_count_run,
+    page_token_check_run,
+    replies_sweep_run,
+)
 
 logger = logging.getLogger(__name__)
 
 PROFILE_SWEEP_SECONDS = 3600
+DASHBOARD_COUNT_SECONDS = 3600
 
 
 class InProcessWorker(SimpleWorker):
@@ -51,6 +57,7 @@ class SchedulingWorkerPool(WorkerPool):
         for job, interval in (
             (replies_sweep_run, settings.REPLY_SWEEP_INTERVAL_SECONDS),
             (contacts_profile_sweep_run, PROFILE_SWEEP_SECONDS),
+            (dashboard_settled_days_count_run, DASHBOARD_COUNT_SECONDS),
             (page_token_check_run, round(settings.PAGE_TOKEN_CHECK_HOURS * 3600)),
         ):
             self._cron.register(job, self.queues[0].name, interval=interval, result_ttl=0)

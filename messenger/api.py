@@ -2,13 +2,13 @@
 import logging
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
-from redis.exceptions import RedisError
 
 from conversations.services.staff import staff_message_send
 from messenger.errors import (

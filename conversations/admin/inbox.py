@@ -16,19 +16,19 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
-from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
 from conversations.models import ChannelIdentity, Contact, Conversation, Message, SystemPrompt
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
-    conversations_waiting_count,
-    messaging_window_text,
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
+    conversations_waiting_count,
+    messaging_window_text,
     system_prompt_current,
     system_prompt_history,
 )

@@ -10,7 +10,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from conversations.knowledge import knowledge_article_save, knowledge_articles_delete, unanswered_question_resolve
+from conversations.knowledge import (
+    knowledge_article_save,
+    knowledge_articles_delete,
+    unanswered_question_resolve,
+)
 from conversations.models import KnowledgeArticle, UnansweredQuestion
 
 PREVIEW_CHARS = 120

@@ -2,7 +2,6 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, SystemPrompt
@@ -12,7 +11,11 @@ from conversations.services.conversations import (
     conversation_get_or_create,
     conversation_staff_answered,
 )
-from conversations.services.delivery import outgoing_messages_fail, outgoing_messages_send, outgoing_text_store
+from conversations.services.delivery import (
+    outgoing_messages_fail,
+    outgoing_messages_send,
+    outgoing_text_store,
+)
 from messenger.errors import OutsideWindowError, TransientDeliveryError
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
 from messenger.window import HUMAN_AGENT_TAG, Window, messaging_window
