@@ -51,6 +51,7 @@ def run() -> None:
         "\nMessenger AI assistant\n"
         f"  webhook:      {base}/api/webhooks/messenger  (expose it over HTTPS for Meta, e.g. with a tunnel)\n"
         f"  admin:        {base}/admin/  (create a login: .venv/bin/python manage.py createsuperuser)\n"
+        f"  dashboard:    {base}/admin/dashboard/\n"
         f"  API docs:     {base}/api/docs/\n"
         f"  health:       {base}/api/health\n"
         f"  privacy page: {base}/privacy\n"
@@ -61,8 +62,13 @@ def run() -> None:
     # honcho runs web and worker in the foreground and stops both on Ctrl-C; the Procfile's
     # commands (gunicorn, python) must resolve to this virtualenv's.
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    completed = subprocess.run(["honcho", "start", "web", "worker"], cwd=BASE_DIR, env=env)
-    sys.exit(completed.returncode)
+    with subprocess.Popen(["honcho", "start", "web", "worker"], cwd=BASE_DIR, env=env) as honcho:
+        try:
+            honcho.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached honcho too, which is stopping web and worker: let it finish.
+            honcho.wait()
+    sys.exit(honcho.returncode)
 
 
 def test(pytest_args: list[str]) -> None:
