@@ -1,6 +1,7 @@
 """Charts as plain geometry for the dashboard's SVG templates: bars per day (side by side or
 stacked) and lines per day, with their axes, legend and the table a screen reader reads
 instead. Drawn on the server, so the page needs no JavaScript and nothing from outside."""
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,11 @@ def chart_bars(
         title=title, days=days, series=series, y_label=y_label, summary=summary, value_format=value_format
     )
     totals = [sum(s.values[index] or 0 for s in series) for index in range(len(days))]
-    peaks = totals if stacked else [max((s.values[index] or 0 for s in series), default=0) for index in range(len(days))]
+    peaks = (
+        totals
+        if stacked
+        else [max((s.values[index] or 0 for s in series), default=0) for index in range(len(days))]
+    )
     top = _axis_top(max(peaks, default=0))
     chart.y_ticks = _y_ticks(top=top, value_format=value_format)
     slot = PLOT_WIDTH / len(days)
@@ -93,8 +98,14 @@ def chart_bars(
             x = LEFT + slot * index + slot * 0.1 + (0 if stacked else bar_width * number)
             y = base - height
             chart.bars.append(
-                Mark(number, round(x, 1), round(y, 1), f"{day_text(day)}: {one.label} {value_format(value)}",
-                     width=round(bar_width, 1), height=round(height, 1))
+                Mark(
+                    number,
+                    round(x, 1),
+                    round(y, 1),
+                    f"{day_text(day)}: {one.label} {value_format(value)}",
+                    width=round(bar_width, 1),
+                    height=round(height, 1),
+                )
             )
             if stacked:
                 base = y
@@ -127,9 +138,14 @@ def chart_lines(
                     chart.lines.append((number, " ".join(f"{x},{y}" for x, y in run)))
                 run = []
                 continue
-            x, y = round(LEFT + slot * (index + 0.5), 1), round(TOP + PLOT_HEIGHT - value / top * PLOT_HEIGHT, 1)
+            x, y = (
+                round(LEFT + slot * (index + 0.5), 1),
+                round(TOP + PLOT_HEIGHT - value / top * PLOT_HEIGHT, 1),
+            )
             run.append((x, y))
-            chart.points.append(Mark(number, x, y, f"{day_text(days[index])}: {one.label} {value_format(value)}"))
+            chart.points.append(
+                Mark(number, x, y, f"{day_text(days[index])}: {one.label} {value_format(value)}")
+            )
     return chart
 
 
@@ -151,7 +167,10 @@ def _chart_base(
         legend=list(enumerate(s.label for s in series)),
         table_head=["Day", *(s.label for s in series)],
         table_rows=[
-            [day_text(day), *("–" if s.values[index] is None else value_format(s.values[index]) for s in series)]
+            [
+                day_text(day),
+                *("–" if s.values[index] is None else value_format(s.values[index]) for s in series),
+            ]
             for index, day in enumerate(days)
         ],
         empty=not any(v for s in series for v in s.values),

@@ -5,6 +5,7 @@ Days are calendar days in the current time zone (settings.TIME_ZONE), so "today"
 staff's today. Every per-day function counts rows from `since` until `until` (or now) and
 returns plain values keyed by day; the dashboard fills the days that have no rows.
 """
+
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from conversations.models import Handoff, Message, UnansweredQuestion
+from messenger.errors import recipient_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,6 @@ DASHBOARD_DAYS = 30
 LIVE_DAYS = 2
 SETTLED_DAYS_CACHE_SECONDS = 24 * 60 * 60
 UNANSWERED_TOP = 10
-# Graph error codes meaning the person cannot be reached (messenger.errors classifies them).
-_UNREACHABLE_CODES = {"graph:551", "graph:10", "graph:10/2018278", "graph:100/2018001"}
 _OUTGOING_ROLES = [Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM]
 
 
@@ -66,9 +66,7 @@ def dashboard_since(*, day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def dashboard_per_day(
-    *, metric: Callable[..., dict[date, dict]], days: list[date]
-) -> dict[date, dict]:
+def dashboard_per_day(*, metric: Callable[..., dict[date, dict]], days: list[date]) -> dict[date, dict]:
     """`metric` for `days`: the settled days from the cache (counted when missing), the live ones now.
 
     Without Redis every day is counted now: slower, still right.
@@ -192,7 +190,9 @@ def percentile(values: list[timedelta], *, fraction: float) -> timedelta:
 def dashboard_failures(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: failed messages by readable reason (several error codes can share one)."""
     rows = (
-        Message.objects.filter(_window(field="created_at", since=since, until=until), status=Message.Status.FAILED)
+        Message.objects.filter(
+            _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
+        )
         .annotate(day=TruncDate("created_at"))
         .values("day", "error_code")
         .annotate(count=Count("pk"))
@@ -205,9 +205,12 @@ def dashboard_failures(*, since: datetime, until: datetime | None = None) -> dic
 
 
 def failure_reason_label(*, code: str) -> str:
-    """A reason staff can read for a Message.error_code (conversations.services.delivery.error_description)."""
+    """A reason staff can read for a Message.error_code (see delivery.error_description)."""
     source, _, detail = code.partition(":")
-    if code in _UNREACHABLE_CODES:
+    graph_code, _, graph_subcode = detail.partition("/")
+    if source == "graph" and recipient_unreachable(
+        code=_int_or_none(graph_code), subcode=_int_or_none(graph_subcode)
+    ):
         return "Person cannot be reached"
     if code == "outside_window":
         return "Outside Messenger's 24-hour window"
@@ -222,6 +225,10 @@ def failure_reason_label(*, code: str) -> str:
     if source == "llm":
         return f"AI error ({detail})"
     return f"Unexpected error ({code})" if code else "Unknown"
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 def dashboard_handoffs(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
@@ -253,9 +260,14 @@ def dashboard_knowledge_use(*, since: datetime, until: datetime | None = None) -
     totals = {row["day"]: row["count"] for row in answers.annotate(count=Count("pk"))}
     # A filter, not a per-row flag: each answer of the range is then one probe of the articles' index.
     given = Message.knowledge_articles.through.objects.filter(message_id=OuterRef("pk"))
-    with_knowledge = {row["day"]: row["count"] for row in answers.filter(Exists(given)).annotate(count=Count("pk"))}
+    with_knowledge = {
+        row["day"]: row["count"] for row in answers.filter(Exists(given)).annotate(count=Count("pk"))
+    }
     return {
-        day: {"with_knowledge": with_knowledge.get(day, 0), "without_knowledge": total - with_knowledge.get(day, 0)}
+        day: {
+            "with_knowledge": with_knowledge.get(day, 0),
+            "without_knowledge": total - with_knowledge.get(day, 0),
+        }
         for day, total in totals.items()
     }
 
@@ -270,7 +282,11 @@ def dashboard_unanswered_top(*, since: datetime, limit: int = UNANSWERED_TOP) ->
         .annotate(times_asked=Count("pk"), last_asked_at=Max("asked_at"), question_id=Max("pk"))
         .order_by("-times_asked", "-last_asked_at")[:limit]
     )
-    texts = dict(UnansweredQuestion.objects.filter(pk__in=[row["question_id"] for row in rows]).values_list("pk", "text"))
+    texts = dict(
+        UnansweredQuestion.objects.filter(pk__in=[row["question_id"] for row in rows]).values_list(
+            "pk", "text"
+        )
+    )
     return [
         UnansweredTopQuestion(
             text=texts[row["question_id"]],

@@ -97,15 +97,20 @@ def _error_class(
 ) -> type[DeliveryError]:
     if code == _INVALID_TOKEN_CODE:
         return InvalidTokenError
-    if (
-        code in (_PERSON_UNAVAILABLE_CODE, _OUTSIDE_WINDOW_CODE)
-        or subcode == _OUTSIDE_WINDOW_SUBCODE
-        or (code == _INVALID_PARAMETER_CODE and subcode == _NO_MATCHING_USER_SUBCODE)
-    ):
+    if recipient_unreachable(code=code, subcode=subcode):
         return RecipientUnreachableError
     if code in TRANSIENT_GRAPH_CODES or is_transient or http_status == 429 or http_status >= 500:
         return TransientDeliveryError
     return PermanentDeliveryError
+
+
+def recipient_unreachable(*, code: int | None, subcode: int | None) -> bool:
+    """Whether Graph's error `code`/`subcode` means the person cannot be written to now."""
+    return (
+        code in (_PERSON_UNAVAILABLE_CODE, _OUTSIDE_WINDOW_CODE)
+        or subcode == _OUTSIDE_WINDOW_SUBCODE
+        or (code == _INVALID_PARAMETER_CODE and subcode == _NO_MATCHING_USER_SUBCODE)
+    )
 
 
 def _error_object(body: bytes | str | Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -1,5 +1,6 @@
 """What the admin benchmarks share: Django set up on DATABASE_URL, 100,000 conversations seeded
 once, a logged-in moderator, and timing a page with the queries it ran."""
+
 import os
 import statistics
 import sys
@@ -53,14 +54,23 @@ def conversations_seed(total: int) -> None:
         numbers = range(start, min(start + BATCH, total))
         contacts = Contact.objects.bulk_create(Contact(name=f"Person {n}") for n in numbers)
         identities = ChannelIdentity.objects.bulk_create(
-            ChannelIdentity(contact=c, page_id="1001", external_id=f"{9 * 10**15 + n}") for c, n in zip(contacts, numbers)
+            ChannelIdentity(contact=c, page_id="1001", external_id=f"{9 * 10**15 + n}")
+            for c, n in zip(contacts, numbers)
         )
         conversations = Conversation.objects.bulk_create(
-            Conversation(identity=i, last_activity_at=now - timedelta(minutes=n), last_message_text=f"Thanks {n}")
+            Conversation(
+                identity=i, last_activity_at=now - timedelta(minutes=n), last_message_text=f"Thanks {n}"
+            )
             for i, n in zip(identities, numbers)
         )
         Message.objects.bulk_create(
-            Message(conversation=c, role=role, status=status, text=f"{text} {n}", created_at=now - timedelta(minutes=n))
+            Message(
+                conversation=c,
+                role=role,
+                status=status,
+                text=f"{text} {n}",
+                created_at=now - timedelta(minutes=n),
+            )
             for c, n in zip(conversations, numbers)
             for role, status, text in [
                 ("client", "answered", "Do you ship order"),

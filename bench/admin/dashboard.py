@@ -9,6 +9,7 @@ fiftieth exchange. Then it times the dashboard as a moderator sees it and prints
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_dashboard REDIS_URL=redis://127.0.0.1:6379/12 \\
         .venv/bin/python bench/admin/dashboard.py [--messages 1000000]
 """
+
 import argparse
 import sys
 import time
@@ -33,7 +34,15 @@ ARTICLES = 20
 # Messages per exchange: a question, its answer, and a second part for one answer in ten.
 MESSAGES_PER_EXCHANGE = 2.1
 NO_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
-FAILURE_CODES = ["llm:503", "llm:429", "graph:551", "graph:10/2018278", "outside_window", "graph:190", "llm:400"]
+FAILURE_CODES = [
+    "llm:503",
+    "llm:429",
+    "graph:551",
+    "graph:10/2018278",
+    "outside_window",
+    "graph:190",
+    "llm:400",
+]
 
 # Each statement adds one kind of row for the exchanges whose question ids are above %(before)s.
 HISTORY_SQL = [
@@ -154,13 +163,19 @@ def main() -> None:
     )
     # DEBUG records the queries; the test client's host must be allowed. Without a cache every
     # request counts all the days, as the first view of a day does.
-    for label, caches in [("settled days cached", settings.CACHES), ("no cache, every day counted", NO_CACHE)]:
+    for label, caches in [
+        ("settled days cached", settings.CACHES),
+        ("no cache, every day counted", NO_CACHE),
+    ]:
         with override_settings(DEBUG=True, ALLOWED_HOSTS=["testserver"], CACHES=caches):
             timing = timed(client, reverse("admin-dashboard"))
         runs = ", ".join(f"{t:.0f}" for t in timing.milliseconds)
-        print(f"{label}: p50 {timing.p50:.1f} ms, p95 {timing.p95:.1f} ms (runs: {runs}); queries of the last:")
+        print(
+            f"{label}: p50 {timing.p50:.1f} ms, p95 {timing.p95:.1f} ms (runs: {runs}); queries of the last:"
+        )
         for milliseconds, sql in timing.queries:
             print(f"  {milliseconds:7.1f} ms  {' '.join(sql.split())[:140]}")
+
 
 if __name__ == "__main__":
     main()

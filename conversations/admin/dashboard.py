@@ -3,6 +3,7 @@
 Reads come from conversations.dashboard; this module only turns them into charts.
 Reachable at /admin/dashboard/ (config/urls.py) for staff who may read messages.
 """
+
 from collections import Counter
 from datetime import date
 
@@ -61,7 +62,10 @@ def _charts(*, days: list[date]) -> list[Chart]:
     handoffs = _by_label(dashboard_per_day(metric=dashboard_handoffs, days=days), days)
     knowledge = dashboard_per_day(metric=dashboard_knowledge_use, days=days)
     incoming, outgoing = _daily(counts, days, "incoming"), _daily(counts, days, "outgoing")
-    with_knowledge, without = _daily(knowledge, days, "with_knowledge"), _daily(knowledge, days, "without_knowledge")
+    with_knowledge, without = (
+        _daily(knowledge, days, "with_knowledge"),
+        _daily(knowledge, days, "without_knowledge"),
+    )
     answers = sum(with_knowledge) + sum(without)
     latest = max(times, default=None)
     return [
@@ -111,7 +115,8 @@ def _charts(*, days: list[date]) -> list[Chart]:
             series=[Series("With an article", with_knowledge), Series("Without", without)],
             y_label="AI answers",
             summary=(
-                f"{answers:,} AI answers, {sum(with_knowledge) / answers:.0%} of them given a knowledge article."
+                f"{answers:,} AI answers, "
+                f"{sum(with_knowledge) / answers:.0%} of them given a knowledge article."
                 if answers
                 else ""
             ),
@@ -136,7 +141,9 @@ def _by_label(rows: dict, days: list[date]) -> list[Series]:
         shown, rest = labels, []
     series = [Series(label, _daily(rows, days, label)) for label in shown]
     if rest:
-        series.append(Series("Other", [sum(rows.get(day, {}).get(label, 0) for label in rest) for day in days]))
+        series.append(
+            Series("Other", [sum(rows.get(day, {}).get(label, 0) for label in rest) for day in days])
+        )
     return series
 
 

@@ -1,4 +1,5 @@
 """A moderator opens the dashboard from the admin's home page, in Chromium against the real web process."""
+
 import random
 import re
 from datetime import datetime, time, timedelta
@@ -20,7 +21,12 @@ from tests.browser.chromium import chromium_page, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 DAYS = 30
-QUESTIONS = ["Do you ship to Norway?", "Can I pay with PayPal?", "Do you do gift wrapping?", "Is the blue vase back in stock?"]
+QUESTIONS = [
+    "Do you ship to Norway?",
+    "Can I pay with PayPal?",
+    "Do you do gift wrapping?",
+    "Is the blue vase back in stock?",
+]
 FAILURES = ["llm:503", "llm:429", "graph:551", "outside_window"]
 
 
@@ -29,7 +35,9 @@ def month(moderator, redis_conn):
     """A month of exchanges, the same on every run: busier on weekdays, a slow day now and then."""
     rng = random.Random(7)
     article = KnowledgeArticle.objects.create(title="Shipping", body="We ship to Norway in 5-8 working days.")
-    identity = ChannelIdentity.objects.create(contact=Contact.objects.create(name="Ada"), page_id="1001", external_id="2400000000000001")
+    identity = ChannelIdentity.objects.create(
+        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id="2400000000000001"
+    )
     conversation = Conversation.objects.create(identity=identity)
     now = timezone.now()
     for days_ago in range(DAYS - 1, -1, -1):
@@ -38,13 +46,23 @@ def month(moderator, redis_conn):
         count = rng.randint(20, 45) if day.weekday() < 5 else rng.randint(8, 20)
         asked = sorted(min(start + timedelta(seconds=rng.uniform(0, 86_400)), now) for _ in range(count))
         questions = Message.objects.bulk_create(
-            Message(conversation=conversation, role="client", status="answered", text=rng.choice(QUESTIONS), created_at=at)
+            Message(
+                conversation=conversation,
+                role="client",
+                status="answered",
+                text=rng.choice(QUESTIONS),
+                created_at=at,
+            )
             for at in asked
         )
         replies = Message.objects.bulk_create(
             Message(
-                conversation=conversation, role="ai", text="Here is what I know.", reply_to=question,
-                llm_model="openai/gpt-oss-120b", created_at=question.created_at + timedelta(seconds=1),
+                conversation=conversation,
+                role="ai",
+                text="Here is what I know.",
+                reply_to=question,
+                llm_model="openai/gpt-oss-120b",
+                created_at=question.created_at + timedelta(seconds=1),
                 **_outcome(rng, question.created_at),
             )
             for question in questions
@@ -55,7 +73,12 @@ def month(moderator, redis_conn):
             if rng.random() < 0.65
         )
         Handoff.objects.bulk_create(
-            Handoff(conversation=conversation, trigger=rng.choice(["model", "model", "person"]), reason="Refund", created_at=at)
+            Handoff(
+                conversation=conversation,
+                trigger=rng.choice(["model", "model", "person"]),
+                reason="Refund",
+                created_at=at,
+            )
             for at in rng.sample(asked, k=min(len(asked), rng.randint(0, 4)))
         )
         UnansweredQuestion.objects.bulk_create(
@@ -87,6 +110,8 @@ def test_a_moderator_opens_the_dashboard_from_the_admin_home_page(month, web, tm
         # For the README: docs/images/dashboard.png is a copy of one run's screenshot.
         page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
         write = page.locator(".unanswered-top a", has_text="Write an article").first
-        expect(write).to_have_attribute("href", re.compile(r"/admin/conversations/knowledgearticle/add/\?question=\d+$"))
+        expect(write).to_have_attribute(
+            "href", re.compile(r"/admin/conversations/knowledgearticle/add/\?question=\d+$")
+        )
         write.click()
         expect(page.locator("#id_title")).not_to_have_value("")

@@ -1,5 +1,6 @@
 """The admin's dashboard: the numbers it shows for a few days of known messages, who may see it,
 and an empty database."""
+
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -93,11 +94,17 @@ def history(conversation):
         reply.knowledge_articles.add(article)
     for code in ["llm:503", "llm:502", "graph:551"]:
         Message.objects.create(
-            conversation=conversation, role="ai", status="failed", error_code=code, created_at=at(3, 14),
+            conversation=conversation,
+            role="ai",
+            status="failed",
+            error_code=code,
+            created_at=at(3, 14),
             reply_to=first,
         )
     for trigger in ["model", "model", "person"]:
-        Handoff.objects.create(conversation=conversation, trigger=trigger, reason="Refund", created_at=at(3, 15))
+        Handoff.objects.create(
+            conversation=conversation, trigger=trigger, reason="Refund", created_at=at(3, 15)
+        )
     # Yesterday at 00:30 in Copenhagen, still the day before in UTC.
     exchange(conversation, asked_at=at(1, 0, 30), waits=[30])
     # Today: answered in 4 s and 8 s, a staff message, a failure outside Meta's window.
@@ -105,14 +112,22 @@ def history(conversation):
     exchange(conversation, asked_at=at(0, 0, 2), waits=[8])
     Message.objects.create(conversation=conversation, role="staff", status="sent", created_at=at(0, 0, 3))
     Message.objects.create(
-        conversation=conversation, role="staff", status="failed", error_code="outside_window", created_at=at(0, 0, 4)
+        conversation=conversation,
+        role="staff",
+        status="failed",
+        error_code="outside_window",
+        created_at=at(0, 0, 4),
     )
-    Handoff.objects.create(conversation=conversation, trigger="person", reason="Talk to a person", created_at=at(0, 0, 5))
+    Handoff.objects.create(
+        conversation=conversation, trigger="person", reason="Talk to a person", created_at=at(0, 0, 5)
+    )
     return article
 
 
 def question(conversation, text: str, *, asked_at: datetime, article=None) -> UnansweredQuestion:
-    message = Message.objects.create(conversation=conversation, role="client", status="answered", text=text, created_at=asked_at)
+    message = Message.objects.create(
+        conversation=conversation, role="client", status="answered", text=text, created_at=asked_at
+    )
     return UnansweredQuestion.objects.create(message=message, text=text, asked_at=asked_at, article=article)
 
 
@@ -135,7 +150,12 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     assert by_day(reply_times)[yesterday] == ["30 s", "30 s"]
     assert by_day(reply_times)[today] == ["6 s", "8 s"]
     assert by_day(reply_times)[day_text(timezone.localdate() - timedelta(days=2))] == ["–", "–"]
-    assert failures.table_head == ["Day", "AI service down", "Outside Messenger's 24-hour window", "Person cannot be reached"]
+    assert failures.table_head == [
+        "Day",
+        "AI service down",
+        "Outside Messenger's 24-hour window",
+        "Person cannot be reached",
+    ]
     assert by_day(failures)[three_days_ago] == ["2", "0", "1"]
     assert by_day(failures)[today] == ["0", "1", "0"]
     assert handoffs.table_head == ["Day", "The assistant", "The person asked"]
@@ -162,7 +182,9 @@ def test_settled_days_are_counted_once_and_today_on_every_view(admin_client, his
     assert by_day(messages)[day_text(timezone.localdate())] == ["3", "4"]
 
 
-def test_the_workers_hourly_count_is_what_staff_then_see_for_settled_days(admin_client, history, conversation):
+def test_the_workers_hourly_count_is_what_staff_then_see_for_settled_days(
+    admin_client, history, conversation
+):
     dashboard_settled_days_count()
     exchange(conversation, asked_at=at(3, 16), waits=[5])  # after the count: not shown until tomorrow's
 
@@ -189,7 +211,12 @@ def test_the_top_unanswered_questions_link_to_writing_their_article(admin_client
         question(conversation, "do you ship to norway?  ", asked_at=at(1, 9)),
     ]
     question(conversation, "Gift wrapping?", asked_at=at(0, 0, 1))
-    question(conversation, "Opening hours?", asked_at=at(1, 9), article=KnowledgeArticle.objects.create(title="Hours", body="9-5"))
+    question(
+        conversation,
+        "Opening hours?",
+        asked_at=at(1, 9),
+        article=KnowledgeArticle.objects.create(title="Hours", body="9-5"),
+    )
     question(conversation, "Old question?", asked_at=at(40, 9))
 
     response = admin_client.get(URL)
@@ -254,4 +281,8 @@ def test_percentiles_without_postgresql_match_percentile_cont():
 
 def test_the_days_end_today():
     days = dashboard_days()
-    assert (len(days), days[-1], days[0]) == (30, timezone.localdate(), timezone.localdate() - timedelta(days=29))
+    assert (len(days), days[-1], days[0]) == (
+        30,
+        timezone.localdate(),
+        timezone.localdate() - timedelta(days=29),
+    )
