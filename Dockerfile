@@ -10,9 +10,10 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Static files are collected at build time.
+# Static files are collected at build time. var/ (and var/metrics, which settings create on
+# import, as root here) must belong to the user the processes run as.
 RUN DEBUG=False python manage.py collectstatic --noinput \
- && useradd --create-home --uid 1000 app && mkdir -p var && chown app var
+ && useradd --create-home --uid 1000 app && mkdir -p var/metrics && chown -R app var
 
 USER app
 EXPOSE 8000
