@@ -9,7 +9,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Subquery
+from django.db.models.functions import Lower, Trim
 
 from conversations.knowledge_search import knowledge_changed, words
 from conversations.models import KnowledgeArticle, Message, UnansweredQuestion
@@ -127,5 +128,14 @@ def knowledge_reply_record(*, reply: Message, articles: list[KnowledgeArticle], 
 
 
 def unanswered_question_resolve(*, question: UnansweredQuestion, article: KnowledgeArticle) -> None:
-    """Link the question to the article staff wrote from it: the list then shows it answered."""
-    UnansweredQuestion.objects.filter(pk=question.pk).update(article=article)
+    """Link the question to the article staff wrote from it, and every unanswered question with
+    the same words (whatever their case and outer spaces, as the dashboard groups them): the
+    lists then show them answered."""
+    same_words = Lower(Trim("text"))
+    UnansweredQuestion.objects.annotate(key=same_words).filter(
+        Q(pk=question.pk)
+        | Q(
+            article__isnull=True,
+            key=Subquery(UnansweredQuestion.objects.filter(pk=question.pk).values(key=same_words)),
+        )
+    ).update(article=article)

@@ -227,6 +227,19 @@ def test_the_top_unanswered_questions_link_to_writing_their_article(admin_client
     assert f'href="{add}?question={norway[1].pk}"' in response.content.decode()
 
 
+def test_an_article_written_from_a_question_takes_the_same_question_off_the_top(admin_client, conversation):
+    norway = question(conversation, "Do you ship to Norway?", asked_at=at(2, 9))
+    question(conversation, "do you ship to norway?  ", asked_at=at(1, 9))
+    question(conversation, "Gift wrapping?", asked_at=at(0, 0, 1))
+
+    add = reverse("admin:conversations_knowledgearticle_add")
+    article = {"title": "Delivery to Norway", "body": "Yes, in 3-5 days.", "approved": "on"}
+    response = admin_client.post(f"{add}?question={norway.pk}", article)
+
+    assert response.status_code == 302
+    assert [q.text for q in admin_client.get(URL).context["unanswered"]] == ["Gift wrapping?"]
+
+
 def test_an_empty_database_says_there_is_no_data_yet(admin_client):
     response = admin_client.get(URL)
 
