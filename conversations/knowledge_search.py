@@ -39,6 +39,8 @@ _QUERY_MAX_WORDS = 40
 _SYNONYM_WEIGHT = 0.5
 # Articles scored per search, about; the rest cannot be among the best (see _search_postgresql).
 _CANDIDATES_MAX = 500
+# Words whose counts a process keeps, at most (a few MB).
+_COUNTS_KEPT_MAX = 50_000
 # Bumped on every change to the articles (knowledge_changed), in the cache all processes share.
 _VERSION_KEY = "knowledge:version"
 
@@ -151,14 +153,20 @@ def _document_frequencies(*, terms: list[str]) -> _Frequencies:
     global _frequencies
     articles = KnowledgeArticle.objects.filter(approved=True)
     version = cache.get(_VERSION_KEY, "")
-    if version != _frequencies.version:
+    # Messages bring new words without end (names, numbers, typos): the counts start over
+    # rather than grow for as long as the worker lives.
+    if version != _frequencies.version or len(_frequencies.counts) > _COUNTS_KEPT_MAX:
         _frequencies = _Frequencies(version=version, articles=articles.count(), counts={})
     for term in terms:
-        if term not in _frequencies.counts:
-            query = SearchQuery(
-                term, config=settings.KNOWLEDGE_SEARCH_CONFIG, search_type="phrase" if " " in term else "plain"
-            )
-            _frequencies.counts[term] = articles.filter(search_vector=query).count()
+        if term in _frequencies.counts:
+            continue
+        if not _frequencies.articles:  # a Page without a knowledge base pays nothing per word
+            _frequencies.counts[term] = 0
+            continue
+        query = SearchQuery(
+            term, config=settings.KNOWLEDGE_SEARCH_CONFIG, search_type="phrase" if " " in term else "plain"
+        )
+        _frequencies.counts[term] = articles.filter(search_vector=query).count()
     return _frequencies
 
 

@@ -187,3 +187,9 @@ def test_a_rare_word_counts_more_than_a_common_one(articles):
         save(KnowledgeArticle(title=title, body=f"{title}: about your order."))
 
     assert found("can i order with klarna")[0] == "Paying for your order"
+
+
+def test_without_a_knowledge_base_a_search_costs_no_query_per_word(django_assert_max_num_queries):
+    search.knowledge_changed()
+    with django_assert_max_num_queries(1):  # the articles' count, once per process and change
+        assert knowledge_search(text="hi there, how long does delivery to norway take for an order?") == []
