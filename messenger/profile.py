@@ -137,9 +137,8 @@ def messenger_profile_summarize(*, profile: dict[str, Any]) -> str:
     if "greeting" in profile:
         parts.append("greeting" if len(profile["greeting"]) == 1 else f"{len(profile['greeting'])} greetings")
     if "ice_breakers" in profile:
-        parts.append(
-            _count(sum(len(group["call_to_actions"]) for group in profile["ice_breakers"]), "ice breaker")
-        )
+        groups = _ice_breaker_groups(value=profile["ice_breakers"])
+        parts.append(_count(sum(len(group["call_to_actions"]) for group in groups), "ice breaker"))
     if "persistent_menu" in profile:
         items = sum(len(menu["call_to_actions"]) for menu in profile["persistent_menu"])
         parts.append(f"persistent menu ({_count(items, 'item')})")
@@ -164,6 +163,9 @@ def _greeting_validate(*, value: Any) -> None:
 
 
 def _ice_breakers_validate(*, value: Any) -> None:
+    if _ice_breakers_older_format(value=value):
+        # Meta still takes a plain list of questions, for every locale.
+        value = [{"locale": DEFAULT_LOCALE, "call_to_actions": value}]
     for group in _locale_objects(value=value, where="ice_breakers", shape="{locale, call_to_actions}"):
         where = f"ice_breakers ({group['locale']})"
         questions = _objects(
@@ -243,6 +245,15 @@ def _groups_describe(*, title: str, groups: list[dict[str, Any]], item_line: Any
         lines.append(f"  {group.get('locale')}:")
         lines += [f"    {item_line(item)}" for item in _dicts(group.get("call_to_actions"))]
     return lines
+
+
+def _ice_breakers_older_format(*, value: Any) -> bool:
+    """Whether `value` is ice breakers in Meta's older format: `[{question, payload}, ...]`."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, dict) and not {"call_to_actions", "locale"} & item.keys() for item in value)
+    )
 
 
 def _ice_breaker_groups(*, value: Any) -> list[dict[str, Any]]:

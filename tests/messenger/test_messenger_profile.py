@@ -150,6 +150,15 @@ def test_apply_from_a_file_sends_it_as_written_and_show_prints_it(graph, capsys)
     )
 
 
+def test_ice_breakers_in_metas_older_format_are_sent_as_written(graph, tmp_path, capsys):
+    older = {"get_started": {"payload": "GET_STARTED"}, "ice_breakers": ice_breakers(4)[0]["call_to_actions"]}
+
+    assert messenger_profile("apply", profile_file(tmp_path, older)) == 0
+
+    assert capsys.readouterr().out == "Applied: get started (GET_STARTED), 4 ice breakers\n"
+    assert posted(graph) == [older]
+
+
 # --- show -----------------------------------------------------------------------------------
 
 
@@ -182,6 +191,10 @@ def test_show_reads_ice_breakers_set_in_metas_older_format(graph, capsys):
         (b"{}", "the profile is empty"),
         (
             {"get_started": {"payload": "GET_STARTED"}, "ice_breakers": ice_breakers(5)},
+            "5 questions; Meta allows at most 4",
+        ),
+        (
+            {"get_started": {"payload": "GET_STARTED"}, "ice_breakers": ice_breakers(5)[0]["call_to_actions"]},
             "5 questions; Meta allows at most 4",
         ),
         ({"greeting": [{"locale": "default", "text": "x" * 161}]}, "161 characters; Meta allows at most 160"),
