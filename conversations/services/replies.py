@@ -349,22 +349,16 @@ def _reply_failure_log(*, conversation: Conversation, error: Exception) -> None:
 def _reply_job_enqueue(
     *, message: Message, job_id: str | None = None, delay: int | None = None, sender: str | None = None
 ) -> str | None:
-    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down.
-
-    In one pipeline, so one Redis round trip instead of rq's two.
-    """
+    """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down."""
     sender = sender or _psid(message.conversation)
     queue = _reply_queue()
     try:
-        with queue.connection.pipeline() as pipeline:
-            if delay:
-                job = queue.enqueue_in(
-                    timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(),
-                    pipeline=pipeline,
-                )
-            else:
-                job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(), pipeline=pipeline)
-            pipeline.execute()
+        if delay:
+            job = queue.enqueue_in(
+                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry()
+            )
+        else:
+            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry())
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
