@@ -19,9 +19,6 @@ from conversations.dashboard import (
     percentile,
 )
 from conversations.models import (
-    ChannelIdentity,
-    Contact,
-    Conversation,
     Handoff,
     KnowledgeArticle,
     Message,
@@ -54,11 +51,8 @@ def at(days_ago: int, hour: int, minute: int = 0, second: float = 0) -> datetime
 
 
 @pytest.fixture
-def conversation(db):
-    identity = ChannelIdentity.objects.create(
-        contact=Contact.objects.create(name="Ada"), page_id="1001", external_id="2400000000000001"
-    )
-    return Conversation.objects.create(identity=identity)
+def conversation(ada_conversation):
+    return ada_conversation
 
 
 def exchange(conversation, *, asked_at: datetime, waits: list[float], role: str = "ai", **reply) -> Message:
