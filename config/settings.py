@@ -82,7 +82,7 @@ LLM_SYSTEM_PROMPT = env.str(
         "the question yourself."
     ),
 )
-# Knowledge (conversations.knowledge_search): how many articles each reply may be given, how
+# Knowledge (conversations.knowledge.search): how many articles each reply may be given, how
 # much of their text in all, PostgreSQL's text search configuration (its language: stemming and
 # stop words), and the score below which an article is not given (chosen on bench/knowledge).
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=3)
@@ -91,7 +91,7 @@ KNOWLEDGE_SEARCH_CONFIG = env.str("KNOWLEDGE_SEARCH_CONFIG", default="english")
 KNOWLEDGE_MIN_RANK = env.float("KNOWLEDGE_MIN_RANK", default=0.15)
 # Groups of words customers use for the same thing ("voucher", "gift card"); empty for none.
 KNOWLEDGE_SYNONYMS_FILE = env.str(
-    "KNOWLEDGE_SYNONYMS_FILE", default=str(BASE_DIR / "conversations" / "knowledge_synonyms.txt")
+    "KNOWLEDGE_SYNONYMS_FILE", default=str(BASE_DIR / "conversations" / "knowledge" / "synonyms.txt")
 )
 
 CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="")
@@ -144,7 +144,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_rq",
     "conversations",
-    "messenger",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,6 @@ until the token works again.
 import enum
 import logging
 from datetime import timedelta
-from typing import Any
 
 import django_rq
 import requests
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
 from redis.exceptions import RedisError
+from rq import Retry
 
 from conversations.models import Conversation
 
@@ -27,6 +27,10 @@ DELIVER_JOB = "conversations.jobs.alert_deliver"
 REPEAT_AFTER = timedelta(minutes=5)
 _WEBHOOK_TIMEOUT_SECONDS = 5
 _KEY = "alerts:{kind}:{conversation}"
+
+
+class AlertNotDelivered(Exception):
+    """A channel did not take the alert; rq tries it again (ALERT_RETRY_INTERVALS)."""
 
 
 class AlertKind(enum.StrEnum):
@@ -63,7 +67,16 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
             return
         queue = django_rq.get_queue()
         for channel in channels:
-            queue.enqueue(DELIVER_JOB, channel=channel, kind=kind.value, reason=reason, conversation_id=conversation_id)
+            queue.enqueue(
+                DELIVER_JOB,
+                channel=channel,
+                kind=kind.value,
+                reason=reason,
+                conversation_id=conversation_id,
+                retry=Retry(max=len(settings.ALERT_RETRY_INTERVALS), interval=settings.ALERT_RETRY_INTERVALS),
+                # The reason may name the person: nothing of it stays in Redis once delivered.
+                result_ttl=0,
+            )
     except RedisError as error:
         logger.warning("Alert %s not queued (Redis unavailable): %s", kind.value, error)
         return
@@ -75,34 +88,47 @@ def alert_token_works() -> None:
     django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, None))
 
 
-def alert_deliver(*, channel: str, kind: str, reason: str, conversation_id: int | None, attempt: int = 1) -> None:
-    """Send one alert to one channel; a failure is one log line and another try later, a few times."""
+def alert_deliver(*, channel: str, kind: str, reason: str, conversation_id: int | None, final_attempt: bool) -> None:
+    """Send one alert to one channel.
+
+    A failure is one log line naming the error's kind and status (never the channel's URL,
+    whose path is its secret), then AlertNotDelivered for rq to try again later; on the last
+    try it is given up with one error line.
+    """
     subject, text = _alert_text(kind=AlertKind(kind), reason=reason, conversation_id=conversation_id)
     try:
         if channel == "email":
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, settings.STAFF_ALERT_EMAILS)
         else:
             response = requests.post(
-                settings.STAFF_ALERT_WEBHOOK_URL, json={"text": f"{subject}\n{text}"}, timeout=_WEBHOOK_TIMEOUT_SECONDS
+                settings.STAFF_ALERT_WEBHOOK_URL,
+                json={"text": slack_escape(f"{subject}\n{text}")},
+                timeout=_WEBHOOK_TIMEOUT_SECONDS,
             )
             response.raise_for_status()
     except Exception as error:  # noqa: BLE001 -- SMTP, socket, HTTP: each is one line and a retry
-        _retry_later(channel=channel, kind=kind, reason=reason, conversation_id=conversation_id, attempt=attempt,
-                     error=error)
-        return
+        why = _failure_text(error)
+        if final_attempt:
+            logger.error("Alert %s by %s given up: %s", kind, channel, why)
+            return
+        logger.warning("Alert %s by %s failed, to be tried again: %s", kind, channel, why)
+        # From None: the original error's text may hold the URL, and rq logs the chain.
+        raise AlertNotDelivered(f"{channel}: {why}") from None
     logger.info("Alert %s sent by %s: conversation=%s", kind, channel, conversation_id)
 
 
-def _retry_later(*, channel: str, attempt: int, error: Exception, **alert: Any) -> None:
-    why = f"{type(error).__name__}: {error}"[:300]
-    if attempt > len(settings.ALERT_RETRY_INTERVALS):
-        logger.error("Alert %s by %s given up after %d tries: %s", alert["kind"], channel, attempt, why)
-        return
-    delay = settings.ALERT_RETRY_INTERVALS[attempt - 1]
-    logger.warning("Alert %s by %s failed (try %d), trying again in %d s: %s", alert["kind"], channel, attempt, delay,
-                   why)
-    django_rq.get_queue().enqueue_in(timedelta(seconds=delay), DELIVER_JOB, channel=channel, attempt=attempt + 1,
-                                     **alert)
+def slack_escape(text: str) -> str:
+    """`text` as Slack and Mattermost show it literally: `<!channel>` and `<url|label>` links
+    from a person's words or the model's reason become plain text (Slack's escaping rules)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _failure_text(error: Exception) -> str:
+    """What went wrong, by kind and status only: a requests error's text names the URL."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"{type(error).__name__}, HTTP {error.response.status_code}"
+    code = getattr(error, "smtp_code", None)
+    return f"{type(error).__name__}, SMTP {code}" if code else type(error).__name__
 
 
 def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) -> tuple[str, str]:

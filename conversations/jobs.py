@@ -3,7 +3,6 @@
 from rq import get_current_job
 
 from conversations import alerts
-from conversations.dashboard import dashboard_settled_days_count
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.replies import replies_sweep, reply_produce
@@ -21,7 +20,9 @@ def replies_sweep_run() -> None:
 
 
 def alert_deliver(**alert: object) -> None:
-    alerts.alert_deliver(**alert)
+    """Send one alert to one channel; rq tries again (ALERT_RETRY_INTERVALS) when it fails."""
+    job = get_current_job()
+    alerts.alert_deliver(**alert, final_attempt=not (job and job.retries_left))
 
 
 def contact_profile_fetch_run(contact_id: int) -> None:
@@ -34,7 +35,3 @@ def contacts_profile_sweep_run() -> None:
 
 def page_token_check_run() -> None:
     page_token_check()
-
-
-def dashboard_settled_days_count_run() -> None:
-    dashboard_settled_days_count()

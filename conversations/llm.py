@@ -23,8 +23,7 @@ from typing import Any
 import groq
 from django.conf import settings
 
-from conversations.metrics import LLM_LATENCY
-from messenger.errors import reason_redact
+from conversations.insights.metrics import LLM_LATENCY
 
 logger = logging.getLogger(__name__)
 
@@ -202,4 +201,7 @@ def _error_message(body: Any) -> str:
 
 
 def _readable(reason: str, *, api_key: str) -> str:
-    return reason_redact(text=reason, secrets=[api_key])
+    """`reason` without the API key (an error may echo the request), cut to fit an admin cell."""
+    if api_key:
+        reason = reason.replace(api_key, "[redacted]")
+    return reason if len(reason) <= _REASON_MAX_CHARS else reason[: _REASON_MAX_CHARS - 1] + "…"

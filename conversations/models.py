@@ -131,6 +131,17 @@ class Message(models.Model):
         SENT = "sent", "Sent"  # outgoing message accepted by the channel
         FAILED = "failed", "Failed"  # gave up; error_detail says why
 
+    # What the bot sends (LLM replies and fixed notices), and everything that goes out.
+    BOT_ROLES = (Role.AI, Role.SYSTEM)
+    OUTGOING_ROLES = (Role.AI, Role.SYSTEM, Role.STAFF)
+    # A key of `details`: the notice telling the person they were handed over, sent even
+    # though the handover paused the bot.
+    HANDOFF_NOTICE = "handoff"
+    # A key of `details`: the first message over the rate limit in a minute gets one notice,
+    # pending until it is sent.
+    RATE_LIMIT_NOTICE = "rate_limit_notice"
+    RATE_LIMIT_NOTICE_PENDING, RATE_LIMIT_NOTICE_SENT = "pending", "sent"
+
     # Indexed by message_conversation_time, which starts with it.
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
@@ -210,7 +221,7 @@ class Message(models.Model):
             # then writes two index entries fewer.
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
             models.Index(fields=["sent_by"], condition=Q(sent_by__isnull=False), name="message_sent_by"),
-            # The admin's dashboard (conversations.dashboard) counts a range of days from these
+            # The admin's dashboard (conversations.insights.dashboard) counts a range of days from these
             # alone: messages in and out, first replies and their wait, AI answers.
             models.Index(fields=["created_at", "role", "status"], name="message_created_kind"),
             models.Index(

@@ -10,10 +10,12 @@ from django_rq import get_connection
 from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
-from conversations.ratelimit import NOTICE_PENDING
-from conversations.services.handoff import HANDOFF_NOTICE
 from messenger.window import Window, messaging_window
 
+# Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
+NOTICE_PENDING = Q(
+    status=Message.Status.RATE_LIMITED, **{f"details__{Message.RATE_LIMIT_NOTICE}": Message.RATE_LIMIT_NOTICE_PENDING}
+)
 # Admin searches of more words than this scan (see conversation_search).
 SPLIT_TERMS_MAX = 4
 # The conversation page shows this many of the newest messages.
@@ -134,11 +136,6 @@ def system_prompt_history(*, prompts: QuerySet[SystemPrompt]) -> QuerySet[System
     )
 
 
-# What the bot sends (LLM replies and fixed notices), and everything that goes out.
-BOT_ROLES = (Message.Role.AI, Message.Role.SYSTEM)
-OUTGOING_ROLES = (*BOT_ROLES, Message.Role.STAFF)
-
-
 def messages_awaiting_reply(*, conversation: Conversation) -> list[Message]:
     """Client messages stored but not answered yet, oldest first: the next reply answers them all."""
     return list(
@@ -159,7 +156,7 @@ def messages_history(*, conversation: Conversation, before: Message, limit: int)
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.id)
         )
         .exclude(status=Message.Status.RATE_LIMITED)
-        .exclude(status=Message.Status.FAILED, role__in=OUTGOING_ROLES)
+        .exclude(status=Message.Status.FAILED, role__in=Message.OUTGOING_ROLES)
         .order_by("-created_at", "-id")[:limit]
     )
     return list(reversed(newest_first))
@@ -169,10 +166,10 @@ def messages_bot_unsent(*, conversation: Conversation, handoff: bool = False) ->
     """Bot messages stored but not sent yet (a job died mid-send), in order; with `handoff`, only
     the notices telling the person they were handed over (sent even though the bot is paused)."""
     unsent = conversation.messages.select_related("conversation__identity").filter(
-        role__in=BOT_ROLES, status=Message.Status.SENDING
+        role__in=Message.BOT_ROLES, status=Message.Status.SENDING
     )
     if handoff:
-        unsent = unsent.filter(**{f"details__{HANDOFF_NOTICE}": True})
+        unsent = unsent.filter(**{f"details__{Message.HANDOFF_NOTICE}": True})
     return list(unsent.order_by("created_at", "id"))
 
 
@@ -186,14 +183,14 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     """
     # Console conversations are answered while the operator waits, never by a job.
     window = Q(created_at__gte=since, conversation__identity__channel=ChannelIdentity.Channel.MESSENGER)
-    unsent = Q(role__in=BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
+    unsent = Q(role__in=Message.BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
     overdue = Q(conversation__bot_active=True) & (
         Q(role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lt=stale_before)
         | unsent
         | NOTICE_PENDING
     )
     # The notice of a handover is sent even though the handover paused the bot.
-    overdue |= unsent & Q(**{f"details__{HANDOFF_NOTICE}": True})
+    overdue |= unsent & Q(**{f"details__{Message.HANDOFF_NOTICE}": True})
     newest_per_conversation: dict[int, Message] = {}
     for message in Message.objects.filter(window & overdue).select_related("conversation__identity").order_by(
         "created_at", "id"

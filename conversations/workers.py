@@ -20,9 +20,9 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 from rq.worker_pool import WorkerPool
 
+from conversations.insights.jobs import dashboard_settled_days_count_run
 from conversations.jobs import (
     contacts_profile_sweep_run,
-    dashboard_settled_days_count_run,
     page_token_check_run,
     replies_sweep_run,
 )
@@ -40,6 +40,9 @@ class InProcessWorker(SimpleWorker):
     database and HTTP connections (the pool's throughput halved). In-process they stay warm;
     database connections are handled as Django handles them around a request.
     """
+
+    # Log lines name jobs by id: a job's description shows its arguments (an alert's reason).
+    log_job_description = False
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         close_old_connections()

@@ -8,16 +8,11 @@ is one line for the operator.
 """
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 MESSENGER_PROFILE_FIELDS = ("get_started", "greeting", "ice_breakers", "persistent_menu")
 DEFAULT_LOCALE = "default"
-GET_STARTED_PAYLOAD = "GET_STARTED"
-# The menu's payloads, answered by the service: conversations.services.handoff hands the person
-# to staff, conversations.services.data_deletion deletes their data once they confirm.
-HUMAN_AGENT_PAYLOAD = "HUMAN_AGENT"
-DELETE_MY_DATA_PAYLOAD = "DELETE_MY_DATA"
-MENU_ITEMS = (("Talk to a person", HUMAN_AGENT_PAYLOAD), ("Delete my data", DELETE_MY_DATA_PAYLOAD))
 
 GREETING_MAX_CHARS = 160
 ICE_BREAKERS_MAX = 4
@@ -30,9 +25,12 @@ class ProfileError(ValueError):
     """A profile Meta would refuse, or a text that is not a profile; the message says which, in one line."""
 
 
-def messenger_profile_build(*, greeting: str, ice_breakers: str) -> dict[str, Any]:
-    """The profile from settings: get started, the greeting (none when blank), one ice breaker per
-    question of the JSON list `ice_breakers`, and the menu of MENU_ITEMS.
+def messenger_profile_build(
+    *, greeting: str, ice_breakers: str, get_started_payload: str, menu: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """The profile from settings: get started (with `get_started_payload`), the greeting (none
+    when blank), one ice breaker per question of the JSON list `ice_breakers`, and a persistent
+    menu of postback buttons, `menu` being their (title, payload).
 
     Each ice breaker's payload is its question, so a tap is answered like the same question typed.
     """
@@ -44,7 +42,7 @@ def messenger_profile_build(*, greeting: str, ice_breakers: str) -> dict[str, An
         raise ProfileError(
             'MESSENGER_ICE_BREAKERS must be a JSON list of questions, e.g. ["Do you ship abroad?"]'
         )
-    profile: dict[str, Any] = {"get_started": {"payload": GET_STARTED_PAYLOAD}}
+    profile: dict[str, Any] = {"get_started": {"payload": get_started_payload}}
     if greeting.strip():
         profile["greeting"] = [{"locale": DEFAULT_LOCALE, "text": greeting.strip()}]
     if questions:
@@ -59,7 +57,7 @@ def messenger_profile_build(*, greeting: str, ice_breakers: str) -> dict[str, An
             "locale": DEFAULT_LOCALE,
             "composer_input_disabled": False,
             "call_to_actions": [
-                {"type": "postback", "title": title, "payload": payload} for title, payload in MENU_ITEMS
+                {"type": "postback", "title": title, "payload": payload} for title, payload in menu
             ],
         }
     ]

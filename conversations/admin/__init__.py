@@ -1,2 +1,3 @@
 """The staff's admin: the inbox (conversations, contacts, messages, the system prompt) and the knowledge base."""
-from conversations.admin import inbox, knowledge  # noqa: F401 -- registers their ModelAdmins
+from conversations.admin import inbox  # noqa: F401 -- registers its ModelAdmins
+from conversations.knowledge import admin as knowledge_admin  # noqa: F401 -- likewise

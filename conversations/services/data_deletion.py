@@ -10,6 +10,7 @@ import logging
 
 from django.db import transaction
 
+from conversations import payloads
 from conversations.models import Conversation, Message
 from conversations.services.conversations import contact_forget
 from conversations.services.delivery import QUICK_REPLIES, outgoing_text_store
@@ -18,14 +19,14 @@ from messenger.graph import OUR_METADATA_MARKER, GraphClient
 
 logger = logging.getLogger(__name__)
 
-DELETE_MY_DATA = "DELETE_MY_DATA"
-CONFIRM = "DELETE_MY_DATA_CONFIRM"
-CANCEL = "DELETE_MY_DATA_CANCEL"
 QUESTION_TEXT = (
     "Do you want us to delete everything we keep about you: your messages and your name? "
     "This cannot be undone."
 )
-QUESTION_BUTTONS = [("Yes, delete it", CONFIRM), ("No, keep it", CANCEL)]
+QUESTION_BUTTONS = [
+    ("Yes, delete it", payloads.DELETE_MY_DATA_CONFIRM),
+    ("No, keep it", payloads.DELETE_MY_DATA_CANCEL),
+]
 DELETED_TEXT = "Done: we have deleted your messages and everything else we kept about you."
 KEPT_TEXT = "OK, nothing was deleted."
 
@@ -36,15 +37,15 @@ def data_deletion_answer(*, conversation: Conversation, waiting: list[Message]) 
     A confirmation deletes the person at once (and sends its own last message: there is then
     nothing left to store it in).
     """
-    payloads = {_payload(message) for message in waiting}
-    if CONFIRM in payloads:
+    asked = {_payload(message) for message in waiting}
+    if payloads.DELETE_MY_DATA_CONFIRM in asked:
         data_deletion_confirm(conversation=conversation)
         return []
     for payload, text, details in (
-        (DELETE_MY_DATA, QUESTION_TEXT, {QUICK_REPLIES: QUESTION_BUTTONS}),
-        (CANCEL, KEPT_TEXT, {}),
+        (payloads.DELETE_MY_DATA, QUESTION_TEXT, {QUICK_REPLIES: QUESTION_BUTTONS}),
+        (payloads.DELETE_MY_DATA_CANCEL, KEPT_TEXT, {}),
     ):
-        if payload in payloads:
+        if payload in asked:
             with transaction.atomic():
                 parts = outgoing_text_store(
                     conversation=conversation,

@@ -11,22 +11,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from conversations import payloads
 from conversations.alerts import AlertKind, alert_raise
-from conversations.metrics import HANDOFFS
+from conversations.insights.metrics import HANDOFFS
 from conversations.models import Conversation, Handoff, Message
 from conversations.services.delivery import outgoing_text_store
 
-# The payload of the persistent menu's "Talk to a person" (and of any button staff add for it).
-HUMAN_AGENT_PAYLOAD = "HUMAN_AGENT"
+# The handoff's reason when the person tapped "Talk to a person".
 ASKED_FOR_A_PERSON = "The person asked to talk to a person."
-# Message.details of the notice that tells the person: sent even though the bot is paused.
-HANDOFF_NOTICE = "handoff"
 
 
 def handoff_requested(*, messages: list[Message]) -> bool:
     """Whether one of `messages` is a tap on a button whose payload asks for a person."""
     return any(
-        HUMAN_AGENT_PAYLOAD in (message.details.get("postback_payload"), message.details.get("quick_reply_payload"))
+        payloads.HUMAN_AGENT in (message.details.get("postback_payload"), message.details.get("quick_reply_payload"))
         for message in messages
     )
 
@@ -58,5 +56,5 @@ def conversation_handoff(
         text=settings.HANDOFF_MESSAGE,
         role=Message.Role.SYSTEM,
         reply_to=reply_to,
-        details={HANDOFF_NOTICE: True},
+        details={Message.HANDOFF_NOTICE: True},
     )

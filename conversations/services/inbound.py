@@ -21,10 +21,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
-from conversations.metrics import MESSAGES_RECEIVED, message_kind
+from conversations.insights.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
-from conversations.ratelimit import rate_limit_apply
-from conversations.selectors import OUTGOING_ROLES, conversation_id_by_sender
+from conversations.services.ratelimit import rate_limit_apply
+from conversations.selectors import conversation_id_by_sender
 from conversations.services.conversations import (
     conversation_bot_pause,
     conversation_get_or_create,
@@ -246,7 +246,7 @@ def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:
 
 
 def _outgoing_messages(*, event: Event) -> QuerySet[Message]:
-    return Message.objects.filter(conversation__identity__in=_identity(event=event), role__in=OUTGOING_ROLES)
+    return Message.objects.filter(conversation__identity__in=_identity(event=event), role__in=Message.OUTGOING_ROLES)
 
 
 def _message_by_mid(*, mid: str | None) -> Message | None:

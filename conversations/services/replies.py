@@ -34,14 +34,14 @@ from rq.job import Job, JobStatus
 
 from conversations import selectors
 from conversations.alerts import AlertKind, alert_raise
-from conversations.knowledge import knowledge_reply_record
-from conversations.knowledge_search import knowledge_relevant
+from conversations.knowledge.services import knowledge_reply_record
+from conversations.knowledge.search import knowledge_relevant
 from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.log_context import log_context
-from conversations.metrics import AI_REPLIES, FAILURES, reply_sent_observe
+from conversations.insights.metrics import AI_REPLIES, FAILURES, reply_sent_observe
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
-from conversations.ratelimit import rate_limit_notices_send
+from conversations.services.ratelimit import rate_limit_notices_send
 from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,

@@ -4,7 +4,7 @@ from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from conversations.knowledge_search import knowledge_search
+from conversations.knowledge.search import knowledge_search
 from conversations.models import ChannelIdentity, Contact, Conversation, KnowledgeArticle, Message, UnansweredQuestion
 from tests.browser.chromium import ARTIFACTS, chromium_page, log_in
 

@@ -8,7 +8,7 @@ from django.db import connection
 
 from conversations.models import Message
 from devtools.processes import start_web
-from tests.messenger.webhook_client import WEBHOOK_PATH, signature, text_message
+from devtools.webhook import WEBHOOK_PATH, signature, text_message
 from tests.processes import process_environment
 
 pytestmark = pytest.mark.postgres

@@ -14,9 +14,9 @@ from conversations.llm import (
     get_groq_client,
     llm_complete,
 )
-from devtools.standins import standin_process
-from tests.standins import closed_port_url
-from tests.standins.groq import REASONING, echo_answer
+from devtools.standins.client import standin_process
+from devtools.standins.server import closed_port_url
+from devtools.standins.groq import REASONING, echo_answer
 
 API_KEY = "gsk_test_secret_key_42"
 MODEL = "openai/gpt-oss-120b"

@@ -14,11 +14,11 @@ from typing import Any
 import requests
 
 from devtools.processes import Process, process_descendants, start_web
-from tests.messenger.webhook_client import signature, text_message
+from devtools.webhook import signature, text_message
 from tests.processes import process_environment
-from tests.standins.graph import GraphStandIn
-from tests.standins.groq import GroqStandIn
-from tests.standins.webhook import WebhookStandIn
+from devtools.standins.graph import GraphStandIn
+from devtools.standins.groq import GroqStandIn
+from devtools.standins.chat_webhook import WebhookStandIn
 
 # Short intervals so retries, the sweep and an expired lock happen within a test's patience.
 FAST_ENVIRONMENT = {

@@ -12,7 +12,7 @@ from conversations.services.replies import APOLOGY_TEXT
 from devtools.processes import wait_for
 from devtools.webhook import postback, text_message
 from tests.e2e.stack import settle
-from tests.standins.groq import echo_answer
+from devtools.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres
 

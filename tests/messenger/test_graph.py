@@ -16,8 +16,8 @@ from messenger.errors import (
     classify_graph_error,
 )
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
-from devtools.standins import standin_process
-from tests.standins import closed_port_url
+from devtools.standins.client import standin_process
+from devtools.standins.server import closed_port_url
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"

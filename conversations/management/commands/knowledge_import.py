@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.knowledge import ArticleFileError, knowledge_file_import
+from conversations.knowledge.services import ArticleFileError, knowledge_file_import
 
 
 class Command(BaseCommand):

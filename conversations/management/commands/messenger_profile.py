@@ -1,0 +1,83 @@
+"""manage.py messenger_profile show | apply [FILE.json]: the Page's welcome screen and menu in Messenger."""
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversations import payloads
+from messenger.errors import DeliveryError
+from messenger.graph import GraphClient
+from messenger.profile import (
+    ProfileError,
+    messenger_profile_build,
+    messenger_profile_describe,
+    messenger_profile_parse,
+    messenger_profile_summarize,
+    messenger_profile_validate,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Show the Page's Messenger profile (get started, greeting, ice breakers, persistent menu), or "
+        "apply one from FILE.json (Meta's format) or, without a file, from MESSENGER_GREETING and "
+        "MESSENGER_ICE_BREAKERS with the menu 'Talk to a person' and 'Delete my data'. "
+        "A profile is checked before it is sent; any error is one line on stderr and exit 1."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="show|apply")
+        actions.add_parser("show", help="print the profile the Page has now")
+        apply = actions.add_parser("apply", help="set the profile from FILE.json, else from settings")
+        apply.add_argument("file", nargs="?", metavar="FILE.json", help="a profile in Meta's JSON format")
+
+    def handle(self, *args: object, action: str, **options: Any) -> None:
+        if action == "show":
+            self._show()
+        else:
+            self._apply(file=options["file"])
+
+    def _show(self) -> None:
+        try:
+            profile = self._client().messenger_profile_get()
+        except DeliveryError as error:
+            raise CommandError(f"Could not read the Messenger profile: {error.reason}") from error
+        self.stdout.write("\n".join(messenger_profile_describe(profile=profile)))
+
+    def _apply(self, *, file: str | None) -> None:
+        try:
+            profile = _profile_load(file=file)
+            messenger_profile_validate(profile=profile)
+        except ProfileError as error:
+            raise CommandError(f"{file or 'settings'}: {error}. Nothing was sent.") from error
+        client = self._client()
+        try:
+            client.messenger_profile_set(profile=profile)
+        except DeliveryError as error:
+            raise CommandError(f"Not applied: {error.reason}") from error
+        self.stdout.write(f"Applied: {messenger_profile_summarize(profile=profile)}")
+
+    def _client(self) -> GraphClient:
+        if not settings.FACEBOOK_PAGE_ACCESS_TOKEN:
+            raise CommandError(
+                "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page's token is needed to reach Messenger."
+            )
+        return GraphClient.from_settings()
+
+
+def _profile_load(*, file: str | None) -> dict[str, Any]:
+    """The profile in `file`, or the one settings describe when there is none."""
+    if file is None:
+        return messenger_profile_build(
+            greeting=settings.MESSENGER_GREETING,
+            ice_breakers=settings.MESSENGER_ICE_BREAKERS,
+            get_started_payload=payloads.GET_STARTED,
+            menu=payloads.MENU,
+        )
+    try:
+        data = Path(file).read_bytes()
+    except OSError as error:
+        raise ProfileError(error.strerror or type(error).__name__) from error
+    return messenger_profile_parse(data=data)

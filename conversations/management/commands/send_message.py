@@ -1,0 +1,30 @@
+"""manage.py send_message RECIPIENT_ID TEXT: write to a person as the Page, from a shell."""
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversations.services.staff import staff_message_send
+from conversations.apis.send import MessageSendInputSerializer
+from messenger.errors import DeliveryError
+
+
+class Command(BaseCommand):
+    help = (
+        "Send TEXT to the person with page-scoped ID RECIPIENT_ID, store it as a staff message and "
+        "print Messenger's message id. Fails (exit 1, one line on stderr) if it was not delivered."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("recipient_id", help="the person's PSID (digits)")
+        parser.add_argument("text", help="the message; long texts are sent as several messages")
+
+    def handle(self, *args: object, recipient_id: str, text: str, **options: object) -> None:
+        # The API's own validation, so the command and the endpoint accept the same input.
+        serializer = MessageSendInputSerializer(data={"recipient_id": recipient_id, "text": text})
+        if not serializer.is_valid():
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in serializer.errors.items())
+            )
+        try:
+            messages = staff_message_send(psid=recipient_id, text=serializer.validated_data["text"])
+        except DeliveryError as error:
+            raise CommandError(f"Not delivered: {error.reason}") from error
+        self.stdout.write(messages[0].external_id)
