@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev migrate bench-system bench-knowledge bench-ingest chromium
+.PHONY: run test lint install install-dev migrate bench-system bench-knowledge bench-ingest chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/python -m devtools.local run
 
-test: install-dev chromium
+test: lint chromium
 	$(BIN)/python -m devtools.local test $(PYTEST_ARGS)
+
+# ruff's lint and format check, and import-linter's layers (.importlinter).
+lint: install-dev
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
 
 # The browser tests drive Debian's Chromium; install it when missing and apt-get is there.
 # (Never `playwright install`: no browser is downloaded from outside the distribution.)

@@ -4,6 +4,7 @@ So every management command works on a fresh machine (migrate, createsuperuser, 
 while the web and worker processes refuse to start without them when DEBUG is off, with one
 line instead of a traceback, and `manage.py check --deploy` lists what is missing.
 """
+
 import sys
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """gunicorn settings the Procfile's command line cannot say on every system."""
+
 import os
 
 # Each worker updates a heartbeat file on every request. On a disk-backed /tmp that is a
@@ -11,6 +12,7 @@ if os.path.isdir("/dev/shm"):
 # LOGGING (config.settings) formats: one format for the whole process, text or LOG_FORMAT=json.
 logconfig_dict = {
     "loggers": {
-        name: {"handlers": [], "propagate": True, "qualname": name} for name in ("gunicorn.error", "gunicorn.access")
+        name: {"handlers": [], "propagate": True, "qualname": name}
+        for name in ("gunicorn.error", "gunicorn.access")
     }
 }

@@ -3,6 +3,7 @@
 Missing production secrets never stop the settings from loading: the web and worker processes
 check them (config.checks), so every management command works on a fresh machine.
 """
+
 import logging
 import os
 import sys
@@ -63,7 +64,9 @@ GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
 LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
 # Replies (conversations.services.replies): RQ's retry intervals for transient failures (their
 # count is the number of retries), and the recovery sweep's period and grace period.
-REPLY_RETRY_INTERVALS = [int(seconds) for seconds in env.list("REPLY_RETRY_INTERVALS", default=["5", "15", "30"])]
+REPLY_RETRY_INTERVALS = [
+    int(seconds) for seconds in env.list("REPLY_RETRY_INTERVALS", default=["5", "15", "30"])
+]
 REPLY_SWEEP_INTERVAL_SECONDS = env.int("REPLY_SWEEP_INTERVAL_SECONDS", default=30)
 REPLY_SWEEP_GRACE_SECONDS = env.int("REPLY_SWEEP_GRACE_SECONDS", default=45)
 # A conversation's reply lock lives GROQ_TIMEOUT_SECONDS plus this, so a killed worker's lock expires.
@@ -107,7 +110,9 @@ STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 PAGE_TOKEN_CHECK_HOURS = env.float("PAGE_TOKEN_CHECK_HOURS", default=6)
 # Seconds before each further try of an alert channel that failed; their count is the retries.
-ALERT_RETRY_INTERVALS = [int(seconds) for seconds in env.list("ALERT_RETRY_INTERVALS", default=["10", "60", "300"])]
+ALERT_RETRY_INTERVALS = [
+    int(seconds) for seconds in env.list("ALERT_RETRY_INTERVALS", default=["10", "60", "300"])
+]
 # Alert emails: django-environ's email URL (smtp://user:password@host:587, consolemail://, ...).
 # A URL that is not one leaves the console backend in place; `check --deploy` reports it.
 try:

@@ -7,6 +7,7 @@ slows or blocks a reply and a channel that is down does not hold the other back.
 alert for the same conversation is not raised again within a few minutes; the token's,
 until the token works again.
 """
+
 import enum
 import logging
 from datetime import timedelta
@@ -54,7 +55,10 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
     """
     channels = [
         channel
-        for channel, configured in (("email", settings.STAFF_ALERT_EMAILS), ("webhook", settings.STAFF_ALERT_WEBHOOK_URL))
+        for channel, configured in (
+            ("email", settings.STAFF_ALERT_EMAILS),
+            ("webhook", settings.STAFF_ALERT_WEBHOOK_URL),
+        )
         if configured
     ]
     if not channels:
@@ -88,7 +92,9 @@ def alert_token_works() -> None:
     django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, None))
 
 
-def alert_deliver(*, channel: str, kind: str, reason: str, conversation_id: int | None, final_attempt: bool) -> None:
+def alert_deliver(
+    *, channel: str, kind: str, reason: str, conversation_id: int | None, final_attempt: bool
+) -> None:
     """Send one alert to one channel.
 
     A failure is one log line naming the error's kind and status (never the channel's URL,
@@ -106,7 +112,7 @@ def alert_deliver(*, channel: str, kind: str, reason: str, conversation_id: int 
                 timeout=_WEBHOOK_TIMEOUT_SECONDS,
             )
             response.raise_for_status()
-    except Exception as error:  # noqa: BLE001 -- SMTP, socket, HTTP: each is one line and a retry
+    except Exception as error:
         why = _failure_text(error)
         if final_attempt:
             logger.error("Alert %s by %s given up: %s", kind, channel, why)

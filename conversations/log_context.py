@@ -3,6 +3,7 @@
 With LOG_FORMAT=json a log stack can then find everything about one conversation, whichever
 process or function wrote it; the text format shows what the messages themselves say.
 """
+
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -2,6 +2,7 @@
 
 Messenger specifics (page ids, PSIDs, mids) appear only as opaque strings here.
 """
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -62,9 +63,7 @@ class ChannelIdentity(models.Model):
 class Conversation(models.Model):
     """One thread per channel identity (a PSID is already scoped to one page)."""
 
-    identity = models.OneToOneField(
-        ChannelIdentity, on_delete=models.CASCADE, related_name="conversation"
-    )
+    identity = models.OneToOneField(ChannelIdentity, on_delete=models.CASCADE, related_name="conversation")
     bot_active = models.BooleanField(default=True)
     bot_paused_at = models.DateTimeField(null=True, blank=True)
     bot_paused_by = models.ForeignKey(
@@ -151,7 +150,8 @@ class Message(models.Model):
     # [{"type": "image", "url": "...", "title": "...", ...}] as the channel described them.
     attachments = models.JSONField(default=list, blank=True)
     # Channel message id (Messenger `mid`): the dedup key for redelivered webhooks.
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when there is none: the unique constraint below then holds only for real ids.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=Status.choices)
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_detail = models.TextField(blank=True, default="")
@@ -226,11 +226,15 @@ class Message(models.Model):
             models.Index(fields=["created_at", "role", "status"], name="message_created_kind"),
             models.Index(
                 fields=["created_at", "reply_to", "sent_at"],
-                condition=Q(reply_to__isnull=False, sent_at__isnull=False, role__in=["ai", "staff", "system"]),
+                condition=Q(
+                    reply_to__isnull=False, sent_at__isnull=False, role__in=["ai", "staff", "system"]
+                ),
                 name="message_reply_time",
             ),
             models.Index(
-                fields=["created_at", "id"], condition=Q(role="ai") & ~Q(llm_model=""), name="message_ai_answer"
+                fields=["created_at", "id"],
+                condition=Q(role="ai") & ~Q(llm_model=""),
+                name="message_ai_answer",
             ),
         ]
         permissions = [("send_message", "Can send messages to contacts")]

@@ -14,7 +14,7 @@ NO_KNOWLEDGE = "No article of the business matches this message."
 # Characters of text worth giving of an article cut to fit KNOWLEDGE_MAX_CHARS.
 _KNOWLEDGE_MIN_CUT = 200
 # Any spelling a model might read as one of our tags: any case, inner spaces, attributes.
-_SECTION_TAG = re.compile(r"<(\s*/?\s*(?:%s)\b[^<>]*)>" % "|".join(SECTIONS), re.IGNORECASE)
+_SECTION_TAG = re.compile(r"<(\s*/?\s*(?:{})\b[^<>]*)>".format("|".join(SECTIONS)), re.IGNORECASE)
 
 ROLE_LABELS = {
     Message.Role.CLIENT: "user",

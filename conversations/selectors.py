@@ -1,4 +1,5 @@
 """Reads. Writes live in services.py."""
+
 from datetime import datetime, timedelta
 from itertools import product
 
@@ -14,7 +15,8 @@ from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
 NOTICE_PENDING = Q(
-    status=Message.Status.RATE_LIMITED, **{f"details__{Message.RATE_LIMIT_NOTICE}": Message.RATE_LIMIT_NOTICE_PENDING}
+    status=Message.Status.RATE_LIMITED,
+    **{f"details__{Message.RATE_LIMIT_NOTICE}": Message.RATE_LIMIT_NOTICE_PENDING},
 )
 # Admin searches of more words than this scan (see conversation_search).
 SPLIT_TERMS_MAX = 4
@@ -59,7 +61,9 @@ def conversation_get_by_psid(*, psid: str) -> Conversation | None:
 def conversation_id_by_sender(*, page_id: str, psid: str) -> int | None:
     """The id of the Messenger conversation with this sender on this page, or None before their first message."""
     ids = Conversation.objects.filter(
-        identity__channel=ChannelIdentity.Channel.MESSENGER, identity__page_id=page_id, identity__external_id=psid
+        identity__channel=ChannelIdentity.Channel.MESSENGER,
+        identity__page_id=page_id,
+        identity__external_id=psid,
     ).values_list("pk", flat=True)
     return next(iter(ids), None)
 
@@ -104,8 +108,8 @@ def conversation_search(*, conversations: QuerySet[Conversation], terms: list[st
         return conversations.filter(pk__in=Conversation.objects.filter(each_term).values("pk"))
     ways = [Conversation.objects.filter(identity__external_id__in=terms).filter(each_term).values("pk")]
     for in_name in product((True, False), repeat=len(terms)):
-        name_terms = [term for term, named in zip(terms, in_name) if named]
-        text_terms = [term for term, named in zip(terms, in_name) if not named]
+        name_terms = [term for term, named in zip(terms, in_name, strict=False) if named]
+        text_terms = [term for term, named in zip(terms, in_name, strict=False) if not named]
         name_has = [Q(identity__contact__name__icontains=term) for term in name_terms]
         way = Conversation.objects.filter(*name_has)
         if text_terms:
@@ -192,8 +196,10 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     # The notice of a handover is sent even though the handover paused the bot.
     overdue |= unsent & Q(**{f"details__{Message.HANDOFF_NOTICE}": True})
     newest_per_conversation: dict[int, Message] = {}
-    for message in Message.objects.filter(window & overdue).select_related("conversation__identity").order_by(
-        "created_at", "id"
+    for message in (
+        Message.objects.filter(window & overdue)
+        .select_related("conversation__identity")
+        .order_by("created_at", "id")
     ):
         newest_per_conversation[message.conversation_id] = message
     return list(newest_per_conversation.values())

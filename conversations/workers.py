@@ -8,6 +8,7 @@ sweep, the Page token check, the dashboard's daily counts) as rq's cron does.
 The supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
 both resume on their own once Redis is back after an outage or a restart.
 """
+
 import logging
 
 from django.conf import settings

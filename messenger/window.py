@@ -5,6 +5,7 @@ message tagged HUMAN_AGENT, written by a person, for up to 7 days, and only with
 permission granted to the app. Later, nothing. With no message from the person stored, the
 window is unknown and Meta decides.
 """
+
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta

@@ -2,9 +2,9 @@ import pytest
 from django.db import connection
 from django_rq import get_connection
 
+from devtools.standins.chat_webhook import WebhookStandIn
 from devtools.standins.graph import GraphStandIn
 from devtools.standins.groq import GroqStandIn
-from devtools.standins.chat_webhook import WebhookStandIn
 
 
 def pytest_report_header(config):

@@ -1,4 +1,5 @@
 """What the suite's tests look at in the job queue."""
+
 from django_rq import get_queue
 
 

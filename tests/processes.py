@@ -1,4 +1,5 @@
 """The environment the suite's own processes (web, worker) run in."""
+
 import os
 
 from devtools.processes import VENV_BIN

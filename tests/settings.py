@@ -3,6 +3,7 @@
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set, else the local servers;
 without a local PostgreSQL the suite runs on SQLite and PostgreSQL-only tests are skipped.
 """
+
 import atexit
 import os
 import shutil

@@ -14,7 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Development settings: a benchmark needs no secrets (timing records queries under DEBUG anyway).
 os.environ.setdefault("DEBUG", "true")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -55,13 +55,13 @@ def conversations_seed(total: int) -> None:
         contacts = Contact.objects.bulk_create(Contact(name=f"Person {n}") for n in numbers)
         identities = ChannelIdentity.objects.bulk_create(
             ChannelIdentity(contact=c, page_id="1001", external_id=f"{9 * 10**15 + n}")
-            for c, n in zip(contacts, numbers)
+            for c, n in zip(contacts, numbers, strict=False)
         )
         conversations = Conversation.objects.bulk_create(
             Conversation(
                 identity=i, last_activity_at=now - timedelta(minutes=n), last_message_text=f"Thanks {n}"
             )
-            for i, n in zip(identities, numbers)
+            for i, n in zip(identities, numbers, strict=False)
         )
         Message.objects.bulk_create(
             Message(
@@ -71,7 +71,7 @@ def conversations_seed(total: int) -> None:
                 text=f"{text} {n}",
                 created_at=now - timedelta(minutes=n),
             )
-            for c, n in zip(conversations, numbers)
+            for c, n in zip(conversations, numbers, strict=False)
             for role, status, text in [
                 ("client", "answered", "Do you ship order"),
                 ("ai", "failed" if n % 500 == 0 else "sent", "We ship order"),

@@ -17,16 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.db.models import Max, Min  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
-from django.urls import reverse  # noqa: E402
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import Max, Min
+from django.test.utils import override_settings
+from django.urls import reverse
 
 # Sets Django up before the models are imported.
-from bench.admin.common import RUNS, analyze, conversations_seed, moderator_client, timed  # noqa: E402
-from conversations.models import Conversation, KnowledgeArticle, Message  # noqa: E402
+from bench.admin.common import RUNS, analyze, conversations_seed, moderator_client, timed
+from conversations.models import Conversation, KnowledgeArticle, Message
 
 CONVERSATIONS = 100_000
 HISTORY_DAYS = 40

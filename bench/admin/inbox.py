@@ -7,18 +7,19 @@ sees it: plain, searched by PSID, by name, by message text and by both, filtered
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_inbox \\
         .venv/bin/python bench/admin/inbox.py [--conversations 100000]
 """
+
 import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from django.core.management import call_command  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
+from django.core.management import call_command
+from django.test.utils import override_settings
 
 # Sets Django up before the models are imported.
-from bench.admin.common import RUNS, conversations_seed, moderator_client, timed  # noqa: E402
-from conversations.models import Conversation, Message  # noqa: E402
+from bench.admin.common import RUNS, conversations_seed, moderator_client, timed
+from conversations.models import Conversation, Message
 
 
 def main() -> None:
@@ -29,7 +30,9 @@ def main() -> None:
     conversations_seed(args.conversations)
     client = moderator_client()
     url = "/admin/conversations/conversation/"
-    print(f"{Conversation.objects.count()} conversations, {Message.objects.count()} messages; median of {RUNS}")
+    print(
+        f"{Conversation.objects.count()} conversations, {Message.objects.count()} messages; median of {RUNS}"
+    )
     # DEBUG records the queries; the test client's host must be allowed.
     with override_settings(DEBUG=True, ALLOWED_HOSTS=["testserver"]):
         for label, params in [

@@ -4,6 +4,7 @@ actions a support team needs (pause/resume the bot, reply, retry, forget a conta
 Admin code stays thin: reads come from conversations.selectors, writes go through
 conversations.services; the admin only checks permissions and reports outcomes.
 """
+
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,7 +113,13 @@ class UnansweredFilter(FlagFilter):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["contact_name", "psid", "last_message_preview", "last_activity_at", "bot_state", "flags"]
     list_display_links = ["contact_name"]
-    list_filter = [WaitingForStaffFilter, BotStateFilter, UnansweredFilter, FailuresFilter, "last_activity_at"]
+    list_filter = [
+        WaitingForStaffFilter,
+        BotStateFilter,
+        UnansweredFilter,
+        FailuresFilter,
+        "last_activity_at",
+    ]
     # What the search box covers; conversation_search implements it with indexes.
     search_fields = ["identity__contact__name", "=identity__external_id", "messages__text"]
     search_help_text = "Search by contact name, PSID or message text."
@@ -160,7 +167,9 @@ class ConversationAdmin(admin.ModelAdmin):
     def contact_name(self, conversation: Conversation) -> str:
         contact = conversation.identity.contact
         if contact.picture_url:
-            return format_html('<img class="contact-picture" src="{}" alt=""> {}', contact.picture_url, contact)
+            return format_html(
+                '<img class="contact-picture" src="{}" alt=""> {}', contact.picture_url, contact
+            )
         return str(contact)
 
     @admin.display(description="PSID", ordering="identity__external_id")
@@ -208,13 +217,13 @@ class ConversationAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/reply/", view(self.reply_view), name="%s_%s_reply" % info),
-            path("<path:object_id>/bot/", view(self.bot_view), name="%s_%s_bot" % info),
-            path("<path:object_id>/forget/", view(self.forget_view), name="%s_%s_forget" % info),
+            path("<path:object_id>/reply/", view(self.reply_view), name="{}_{}_reply".format(*info)),
+            path("<path:object_id>/bot/", view(self.bot_view), name="{}_{}_bot".format(*info)),
+            path("<path:object_id>/forget/", view(self.forget_view), name="{}_{}_forget".format(*info)),
             path(
                 "<path:object_id>/messages/<int:message_id>/retry/",
                 view(self.retry_view),
-                name="%s_%s_retry" % info,
+                name="{}_{}_retry".format(*info),
             ),
         ] + super().get_urls()
 
@@ -259,7 +268,9 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _conversation_or_404(object_id: str) -> Conversation:
-        return get_object_or_404(Conversation.objects.select_related("identity__contact"), pk=unquote(object_id))
+        return get_object_or_404(
+            Conversation.objects.select_related("identity__contact"), pk=unquote(object_id)
+        )
 
     @staticmethod
     def _back_to(conversation: Conversation) -> HttpResponseRedirect:
@@ -355,7 +366,14 @@ def attachment_links(attachments: Any) -> list[dict[str, Any]]:
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             continue
         kind = str(attachment.get("type") or "file")
-        links.append({"url": url, "kind": kind, "is_image": kind in ("image", "sticker"), "title": attachment.get("title") or kind})
+        links.append(
+            {
+                "url": url,
+                "kind": kind,
+                "is_image": kind in ("image", "sticker"),
+                "title": attachment.get("title") or kind,
+            }
+        )
     return links
 
 
@@ -419,6 +437,8 @@ class SystemPromptAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: SystemPrompt | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: SystemPrompt, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: SystemPrompt, form: forms.ModelForm, change: bool
+    ) -> None:
         saved = system_prompt_update(text=form.cleaned_data["text"], created_by=request.user)
         obj.pk, obj.created_at, obj.created_by = saved.pk, saved.created_at, saved.created_by

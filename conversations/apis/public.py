@@ -1,4 +1,5 @@
 """The service's public pages: its health, and the privacy and data deletion pages Meta asks apps for."""
+
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render

@@ -1,4 +1,5 @@
 """POST /api/integrations/messenger/send: other systems (and staff) write to a person as the Page."""
+
 import logging
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -46,7 +47,9 @@ class CanSendMessages(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("conversations.send_message")))
+        return bool(
+            user and user.is_authenticated and (user.is_staff or user.has_perm("conversations.send_message"))
+        )
 
 
 class MessageSendInputSerializer(serializers.Serializer):
@@ -74,16 +77,26 @@ class MessageSendOutputSerializer(serializers.Serializer):
 class DeliveryErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Why the message was not delivered, readable by a person.")
     code = serializers.ChoiceField(choices=[code for _, _, code in DELIVERY_FAILURES])
-    meta_code = serializers.IntegerField(allow_null=True, help_text="Meta's Graph API error code, when it gave one.")
-    meta_subcode = serializers.IntegerField(allow_null=True, help_text="Meta's error subcode, when it gave one.")
+    meta_code = serializers.IntegerField(
+        allow_null=True, help_text="Meta's Graph API error code, when it gave one."
+    )
+    meta_subcode = serializers.IntegerField(
+        allow_null=True, help_text="Meta's error subcode, when it gave one."
+    )
 
 
 def _delivery_failure_response(error: DeliveryError) -> Response:
-    http_status, code = next((http_status, code) for kind, http_status, code in DELIVERY_FAILURES if isinstance(error, kind))
+    http_status, code = next(
+        (http_status, code) for kind, http_status, code in DELIVERY_FAILURES if isinstance(error, kind)
+    )
     body = DeliveryErrorSerializer(
         {"detail": error.reason, "code": code, "meta_code": error.code, "meta_subcode": error.subcode}
     ).data
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if http_status == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    headers = (
+        {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if http_status == status.HTTP_503_SERVICE_UNAVAILABLE
+        else None
+    )
     return Response(body, status=http_status, headers=headers)
 
 
@@ -133,8 +146,12 @@ class MessageSendApi(APIView):
                 description="Outside Messenger's window (`outside_window`), or Facebook says the person cannot be reached.",
             ),
             429: OpenApiResponse(description="Too many requests; see Retry-After."),
-            502: OpenApiResponse(DeliveryErrorSerializer, description="Facebook refused the message (e.g. bad page token)."),
-            503: OpenApiResponse(DeliveryErrorSerializer, description="Facebook is unavailable; try again later."),
+            502: OpenApiResponse(
+                DeliveryErrorSerializer, description="Facebook refused the message (e.g. bad page token)."
+            ),
+            503: OpenApiResponse(
+                DeliveryErrorSerializer, description="Facebook is unavailable; try again later."
+            ),
         },
         examples=[
             OpenApiExample(
@@ -143,12 +160,17 @@ class MessageSendApi(APIView):
                 value={"recipient_id": "6543210987654321", "text": "Hi! Your order has shipped."},
             ),
             _response_example(
-                "Sent", status_code=200, value={"recipient_id": "6543210987654321", "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"}
+                "Sent",
+                status_code=200,
+                value={"recipient_id": "6543210987654321", "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"},
             ),
             _response_example(
                 "Invalid input",
                 status_code=400,
-                value={"recipient_id": ["A PSID is a string of digits."], "text": ["This field may not be blank."]},
+                value={
+                    "recipient_id": ["A PSID is a string of digits."],
+                    "text": ["This field may not be blank."],
+                },
             ),
             _response_example(
                 "Outside the window",
@@ -178,7 +200,11 @@ class MessageSendApi(APIView):
         serializer.is_valid(raise_exception=True)
         psid = serializer.validated_data["recipient_id"]
         try:
-            messages = staff_message_send(psid=psid, text=serializer.validated_data["text"], sent_by=request.user)
+            messages = staff_message_send(
+                psid=psid, text=serializer.validated_data["text"], sent_by=request.user
+            )
         except DeliveryError as error:
             return _delivery_failure_response(error)
-        return Response(MessageSendOutputSerializer({"recipient_id": psid, "message_id": messages[0].external_id}).data)
+        return Response(
+            MessageSendOutputSerializer({"recipient_id": psid, "message_id": messages[0].external_id}).data
+        )

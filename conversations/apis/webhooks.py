@@ -5,6 +5,7 @@ typed events, hand them to conversations.services.inbound, answer. Meta retries 
 but a 200, so a 200 is sent only once the events are stored; a 4xx only for requests a
 retry could not fix.
 """
+
 import functools
 import hmac
 import json

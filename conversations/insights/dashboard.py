@@ -118,7 +118,9 @@ def dashboard_daily_counts(*, since: datetime, until: datetime | None = None) ->
         .annotate(
             # Counting a column of message_created_kind, not the id, lets that index alone answer.
             incoming=Count("created_at", filter=Q(role=Message.Role.CLIENT)),
-            outgoing=Count("created_at", filter=Q(role__in=Message.OUTGOING_ROLES, status=Message.Status.SENT)),
+            outgoing=Count(
+                "created_at", filter=Q(role__in=Message.OUTGOING_ROLES, status=Message.Status.SENT)
+            ),
         )
         .order_by()  # Message's default ordering would be grouped by too
     )

@@ -6,6 +6,7 @@ in its multiprocess mode: each process writes its counts to files in PROMETHEUS_
 Only counters and histograms are kept that way; the queue's depth is read from Redis at scrape
 time by django-rq's own collector.
 """
+
 from datetime import datetime
 
 from django.utils import timezone
@@ -15,7 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from conversations.models import Handoff, Message
 
 MESSAGES_RECEIVED = Counter(
-    "messenger_messages_received", "Messages people sent the Page, each counted once when stored, by kind", ["kind"]
+    "messenger_messages_received",
+    "Messages people sent the Page, each counted once when stored, by kind",
+    ["kind"],
 )
 REPLIES_SENT = Counter(
     "messenger_replies_sent", "Messages the Page sent through the Send API, by who wrote them", ["role"]
@@ -26,10 +29,16 @@ FAILURES = Counter(
     "by reason code",
     ["reason"],
 )
-HANDOFFS = Counter("messenger_handoffs", "Conversations handed over to staff, by what asked for it", ["trigger"])
-RATE_LIMITED = Counter("messenger_rate_limited", "Messages over the per-sender rate limit, stored but not answered")
+HANDOFFS = Counter(
+    "messenger_handoffs", "Conversations handed over to staff, by what asked for it", ["trigger"]
+)
+RATE_LIMITED = Counter(
+    "messenger_rate_limited", "Messages over the per-sender rate limit, stored but not answered"
+)
 AI_REPLIES = Counter(
-    "messenger_ai_replies", "AI replies written, by whether the model was given a knowledge article", ["knowledge"]
+    "messenger_ai_replies",
+    "AI replies written, by whether the model was given a knowledge article",
+    ["knowledge"],
 )
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",

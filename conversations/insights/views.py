@@ -8,9 +8,9 @@ Reachable at /admin/dashboard/ (config/urls.py) for staff who may read messages.
 from collections import Counter
 from datetime import date
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
@@ -174,6 +174,8 @@ def metrics(request):
 
 def _metrics_token_given(request) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return bool(settings.METRICS_TOKEN) and scheme.lower() == "bearer" and constant_time_compare(
-        token.strip(), settings.METRICS_TOKEN
+    return (
+        bool(settings.METRICS_TOKEN)
+        and scheme.lower() == "bearer"
+        and constant_time_compare(token.strip(), settings.METRICS_TOKEN)
     )

@@ -1,5 +1,6 @@
 """The knowledge base in the admin: the articles the bot answers from, and the questions it met
 without one, each a click away from the article that would answer it."""
+
 from typing import Any
 
 from django import forms
@@ -44,7 +45,9 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
             )
         return initial
 
-    def save_model(self, request: HttpRequest, obj: KnowledgeArticle, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: KnowledgeArticle, form: forms.ModelForm, change: bool
+    ) -> None:
         knowledge_article_save(article=obj)
         question = _question_from(request)
         if question is not None and not change:
@@ -64,7 +67,9 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
     def unapprove(self, request: HttpRequest, queryset: QuerySet[KnowledgeArticle]) -> None:
         self._approval_set(request, queryset, approved=False)
 
-    def _approval_set(self, request: HttpRequest, queryset: QuerySet[KnowledgeArticle], *, approved: bool) -> None:
+    def _approval_set(
+        self, request: HttpRequest, queryset: QuerySet[KnowledgeArticle], *, approved: bool
+    ) -> None:
         changed = [article for article in queryset if article.approved != approved]
         for article in changed:
             article.approved = approved
@@ -110,7 +115,9 @@ class UnansweredQuestionAdmin(admin.ModelAdmin):
     def conversation(self, question: UnansweredQuestion) -> str:
         conversation = question.message.conversation
         url = reverse("admin:conversations_conversation_change", args=[conversation.pk])
-        return format_html('<a href="{}#message-{}">{}</a>', url, question.message_id, conversation.identity.contact)
+        return format_html(
+            '<a href="{}#message-{}">{}</a>', url, question.message_id, conversation.identity.contact
+        )
 
     @admin.display(description="Article")
     def article_link(self, question: UnansweredQuestion) -> str:

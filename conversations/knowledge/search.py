@@ -11,6 +11,7 @@ customers use for the same thing (KNOWLEDGE_SYNONYMS_FILE: "voucher" for "gift c
 searched too, at half weight. A floor (KNOWLEDGE_MIN_RANK) drops the weakest matches.
 SQLite, for development, counts matching words instead.
 """
+
 import functools
 import logging
 import math
@@ -105,7 +106,8 @@ def _search_postgresql(*, terms: dict[str, float]) -> list[KnowledgeArticle]:
     score = functools.reduce(
         operator.add,
         (
-            SearchRank(F("search_vector"), query) * Value(terms[term] * frequencies.rarity(term), FloatField())
+            SearchRank(F("search_vector"), query)
+            * Value(terms[term] * frequencies.rarity(term), FloatField())
             for term, query in queries.items()
         ),
     )

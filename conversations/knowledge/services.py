@@ -2,6 +2,7 @@
 was given (or, with nothing, the question it leaves for staff). Finding them is
 conversations.knowledge.search.
 """
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,9 @@ def _article_text(*, text: str, name: str) -> ArticleText:
     return ArticleText(title=title, body=body)
 
 
-def knowledge_reply_record(*, reply: Message, articles: list[KnowledgeArticle], answered: list[Message]) -> None:
+def knowledge_reply_record(
+    *, reply: Message, articles: list[KnowledgeArticle], answered: list[Message]
+) -> None:
     """Record which articles `reply` was given; with none, what it answered is an unanswered question.
 
     Only messages that read like a question are listed (a question mark, or a few words):

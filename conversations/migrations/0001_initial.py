@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,111 +15,232 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('profile_fetched_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("profile_fetched_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='ChannelIdentity',
+            name="ChannelIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('messenger', 'Messenger')], default='messenger', max_length=32)),
-                ('page_id', models.CharField(max_length=64)),
-                ('external_id', models.CharField(max_length=64, verbose_name='PSID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='conversations.contact')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("messenger", "Messenger")], default="messenger", max_length=32
+                    ),
+                ),
+                ("page_id", models.CharField(max_length=64)),
+                ("external_id", models.CharField(max_length=64, verbose_name="PSID")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="conversations.contact",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'channel identities',
+                "verbose_name_plural": "channel identities",
             },
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('bot_active', models.BooleanField(default=True)),
-                ('bot_paused_at', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_message_text', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('bot_paused_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('identity', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='conversation', to='conversations.channelidentity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("bot_active", models.BooleanField(default=True)),
+                ("bot_paused_at", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_message_text", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "bot_paused_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "identity",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversation",
+                        to="conversations.channelidentity",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('client', 'Client'), ('ai', 'AI'), ('staff', 'Staff'), ('system', 'System')], max_length=16)),
-                ('text', models.TextField(blank=True)),
-                ('attachments', models.JSONField(blank=True, default=list)),
-                ('external_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('rate_limited', 'Rate-limited'), ('answered', 'Answered'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed')], max_length=16)),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('error_detail', models.TextField(blank=True)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('reaction', models.CharField(blank=True, max_length=64)),
-                ('raw', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('llm_model', models.CharField(blank=True, max_length=128)),
-                ('prompt_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('completion_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('llm_latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='conversations.conversation')),
-                ('reply_to', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replies', to='conversations.message')),
-                ('sent_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("client", "Client"),
+                            ("ai", "AI"),
+                            ("staff", "Staff"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("text", models.TextField(blank=True)),
+                ("attachments", models.JSONField(blank=True, default=list)),
+                ("external_id", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("rate_limited", "Rate-limited"),
+                            ("answered", "Answered"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("error_detail", models.TextField(blank=True)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("reaction", models.CharField(blank=True, max_length=64)),
+                ("raw", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                ("llm_model", models.CharField(blank=True, max_length=128)),
+                ("prompt_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("completion_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("llm_latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "reply_to",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="replies",
+                        to="conversations.message",
+                    ),
+                ),
+                (
+                    "sent_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'permissions': [('send_message', 'Can send messages to contacts')],
+                "ordering": ["created_at", "id"],
+                "permissions": [("send_message", "Can send messages to contacts")],
             },
         ),
         migrations.CreateModel(
-            name='SystemPrompt',
+            name="SystemPrompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'get_latest_by': ['created_at', 'id'],
+                "ordering": ["-created_at", "-id"],
+                "get_latest_by": ["created_at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='channelidentity',
-            index=models.Index(fields=['external_id'], name='identity_external_id'),
+            model_name="channelidentity",
+            index=models.Index(fields=["external_id"], name="identity_external_id"),
         ),
         migrations.AddConstraint(
-            model_name='channelidentity',
-            constraint=models.UniqueConstraint(fields=('channel', 'page_id', 'external_id'), name='unique_channel_identity'),
+            model_name="channelidentity",
+            constraint=models.UniqueConstraint(
+                fields=("channel", "page_id", "external_id"), name="unique_channel_identity"
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['-last_activity_at'], name='conversation_last_activity'),
+            model_name="conversation",
+            index=models.Index(fields=["-last_activity_at"], name="conversation_last_activity"),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['bot_active', '-last_activity_at'], name='conversation_bot_activity'),
+            model_name="conversation",
+            index=models.Index(fields=["bot_active", "-last_activity_at"], name="conversation_bot_activity"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'created_at', 'id'], name='message_conversation_time'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('status', 'received')), fields=['created_at'], name='message_awaiting_reply'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("status", "received")),
+                fields=["created_at"],
+                name="message_awaiting_reply",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('external_id',), name='unique_message_external_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id__isnull", False)),
+                fields=("external_id",),
+                name="unique_message_external_id",
+            ),
         ),
     ]

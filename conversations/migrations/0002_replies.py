@@ -5,15 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0001_initial'),
+        ("conversations", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('status__in', ['sending', 'rate_limited'])), fields=['status', 'created_at'], name='message_sweep'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("status__in", ["sending", "rate_limited"])),
+                fields=["status", "created_at"],
+                name="message_sweep",
+            ),
         ),
     ]

@@ -4,6 +4,7 @@ Read conversations and their messages, pause/resume the bot (change conversation
 and retry (send_message), forget a contact (delete contact: everything cascades from it),
 read and edit the system prompt (edits add a version), and use the RQ dashboard.
 """
+
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
@@ -37,7 +38,9 @@ def create_moderators(apps, schema_editor):
         query |= models.Q(content_type__app_label=app_label, codename=codename)
     permissions = list(Permission.objects.filter(query))
     if len(permissions) != len(PERMISSIONS):
-        raise RuntimeError(f"expected {len(PERMISSIONS)} permissions for {GROUP_NAME}, found {len(permissions)}")
+        raise RuntimeError(
+            f"expected {len(PERMISSIONS)} permissions for {GROUP_NAME}, found {len(permissions)}"
+        )
     group.permissions.set(permissions)
 
 
@@ -56,7 +59,9 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name="message",
-            index=models.Index(condition=models.Q(status="failed"), fields=["conversation"], name="message_failed"),
+            index=models.Index(
+                condition=models.Q(status="failed"), fields=["conversation"], name="message_failed"
+            ),
         ),
         migrations.RunPython(create_moderators, delete_moderators),
     ]

@@ -6,6 +6,7 @@ PostgreSQL; creating it needs a role allowed to (see docs/decisions.md, "Admin s
 SQLite has neither: there the search scans, which is fine for development. Going back
 drops the indexes but keeps the extension, which something else may use.
 """
+
 from django.db import migrations
 
 INDEXES = {

@@ -9,51 +9,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0004_search_trigram'),
+        ("conversations", "0004_search_trigram"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='conversation',
-            name='conversation_bot_activity',
+            model_name="conversation",
+            name="conversation_bot_activity",
         ),
         migrations.AlterField(
-            model_name='conversation',
-            name='bot_paused_by',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="conversation",
+            name="bot_paused_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='conversation',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='conversations.conversation'),
+            model_name="message",
+            name="conversation",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="messages",
+                to="conversations.conversation",
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='reply_to',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replies', to='conversations.message'),
+            model_name="message",
+            name="reply_to",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="replies",
+                to="conversations.message",
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='sent_by',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="message",
+            name="sent_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('bot_active', False)), fields=['-last_activity_at'], name='conversation_paused_activity'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("bot_active", False)),
+                fields=["-last_activity_at"],
+                name="conversation_paused_activity",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('bot_paused_by__isnull', False)), fields=['bot_paused_by'], name='conversation_paused_by'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("bot_paused_by__isnull", False)),
+                fields=["bot_paused_by"],
+                name="conversation_paused_by",
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('reply_to__isnull', False)), fields=['reply_to'], name='message_reply_to'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("reply_to__isnull", False)), fields=["reply_to"], name="message_reply_to"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('sent_by__isnull', False)), fields=['sent_by'], name='message_sent_by'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("sent_by__isnull", False)), fields=["sent_by"], name="message_sent_by"
+            ),
         ),
     ]

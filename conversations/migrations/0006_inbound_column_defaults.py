@@ -9,30 +9,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0005_lean_indexes'),
+        ("conversations", "0005_lean_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='error_code',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="message",
+            name="error_code",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='error_detail',
-            field=models.TextField(blank=True, db_default='', default=''),
+            model_name="message",
+            name="error_detail",
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='llm_model',
-            field=models.CharField(blank=True, db_default='', default='', max_length=128),
+            model_name="message",
+            name="llm_model",
+            field=models.CharField(blank=True, db_default="", default="", max_length=128),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='reaction',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="message",
+            name="reaction",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
     ]

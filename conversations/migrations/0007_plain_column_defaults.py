@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0006_inbound_column_defaults'),
+        ("conversations", "0006_inbound_column_defaults"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='error_code',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="message",
+            name="error_code",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='error_detail',
-            field=models.TextField(blank=True, default=''),
+            model_name="message",
+            name="error_detail",
+            field=models.TextField(blank=True, default=""),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='llm_model',
-            field=models.CharField(blank=True, default='', max_length=128),
+            model_name="message",
+            name="llm_model",
+            field=models.CharField(blank=True, default="", max_length=128),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='reaction',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="message",
+            name="reaction",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
     ]

@@ -48,50 +48,98 @@ def moderators_allow(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0007_plain_column_defaults'),
+        ("conversations", "0007_plain_column_defaults"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='KnowledgeArticle',
+            name="KnowledgeArticle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('body', models.TextField(help_text='Plain text or Markdown.')),
-                ('approved', models.BooleanField(default=True, help_text='Only approved articles are given to the bot.')),
-                ('source', models.CharField(blank=True, editable=False, max_length=500, null=True, unique=True)),
-                ('search_vector', django.contrib.postgres.search.SearchVectorField(editable=False, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("body", models.TextField(help_text="Plain text or Markdown.")),
+                (
+                    "approved",
+                    models.BooleanField(
+                        default=True, help_text="Only approved articles are given to the bot."
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(blank=True, editable=False, max_length=500, null=True, unique=True),
+                ),
+                (
+                    "search_vector",
+                    django.contrib.postgres.search.SearchVectorField(editable=False, null=True),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['title', 'id'],
+                "ordering": ["title", "id"],
             },
         ),
         migrations.AlterField(
-            model_name='channelidentity',
-            name='channel',
-            field=models.CharField(choices=[('messenger', 'Messenger'), ('console', 'Console')], default='messenger', max_length=32),
+            model_name="channelidentity",
+            name="channel",
+            field=models.CharField(
+                choices=[("messenger", "Messenger"), ("console", "Console")],
+                default="messenger",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='knowledge_articles',
-            field=models.ManyToManyField(blank=True, related_name='replies', to='conversations.knowledgearticle', verbose_name='knowledge given'),
+            model_name="message",
+            name="knowledge_articles",
+            field=models.ManyToManyField(
+                blank=True,
+                related_name="replies",
+                to="conversations.knowledgearticle",
+                verbose_name="knowledge given",
+            ),
         ),
         migrations.CreateModel(
-            name='UnansweredQuestion',
+            name="UnansweredQuestion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField(help_text='What the person asked, all the messages the reply answered.')),
-                ('asked_at', models.DateTimeField()),
-                ('article', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='questions', to='conversations.knowledgearticle')),
-                ('message', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='unanswered_question', to='conversations.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "text",
+                    models.TextField(help_text="What the person asked, all the messages the reply answered."),
+                ),
+                ("asked_at", models.DateTimeField()),
+                (
+                    "article",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="questions",
+                        to="conversations.knowledgearticle",
+                    ),
+                ),
+                (
+                    "message",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="unanswered_question",
+                        to="conversations.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-asked_at', '-id'],
-                'indexes': [models.Index(fields=['-asked_at'], name='unanswered_question_asked')],
+                "ordering": ["-asked_at", "-id"],
+                "indexes": [models.Index(fields=["-asked_at"], name="unanswered_question_asked")],
             },
         ),
         migrations.RunPython(search_index_create, search_index_drop),

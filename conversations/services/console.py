@@ -1,6 +1,7 @@
 """`manage.py chat`: an operator talks to the bot in a terminal, through the same prompt, knowledge
 and LLM as on Messenger, before Facebook is connected. Stored under the console channel, so
 the conversation reads in the admin like any other."""
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +32,11 @@ def console_message_answer(*, conversation: Conversation, text: str) -> list[Mes
     now = timezone.now()
     with transaction.atomic():
         message = Message.objects.create(
-            conversation=conversation, role=Message.Role.CLIENT, text=text, status=Message.Status.RECEIVED, sent_at=now
+            conversation=conversation,
+            role=Message.Role.CLIENT,
+            text=text,
+            status=Message.Status.RECEIVED,
+            sent_at=now,
         )
         conversation_touch(conversation_id=conversation.pk, at=message.created_at, preview=text)
     try:

@@ -1,4 +1,5 @@
 """Contacts and their conversations: finding them, their last activity, pausing the bot, forgetting a person."""
+
 import logging
 from datetime import datetime, timedelta
 
@@ -39,7 +40,9 @@ def conversation_get_or_create(
                 identity = ChannelIdentity.objects.create(contact=Contact.objects.create(), **lookup)
                 if channel == ChannelIdentity.Channel.MESSENGER:
                     contact_id = identity.contact_id
-                    transaction.on_commit(lambda: contact_profile_schedule(contact_id=contact_id), robust=True)
+                    transaction.on_commit(
+                        lambda: contact_profile_schedule(contact_id=contact_id), robust=True
+                    )
                 return Conversation.objects.create(identity=identity)
         except IntegrityError:
             identity = ChannelIdentity.objects.select_related("conversation").get(**lookup)
@@ -57,7 +60,9 @@ def conversation_touch(
     a message from the person) when they wrote it, as the channel stamped it."""
     fields = {"last_activity_at": at, "last_message_text": preview[:PREVIEW_LENGTH]}
     if person_wrote_at is not None:
-        fields["person_last_wrote_at"] = Greatest(Coalesce("person_last_wrote_at", person_wrote_at), person_wrote_at)
+        fields["person_last_wrote_at"] = Greatest(
+            Coalesce("person_last_wrote_at", person_wrote_at), person_wrote_at
+        )
     Conversation.objects.filter(pk=conversation_id).update(**fields)
 
 
@@ -80,7 +85,13 @@ def conversation_bot_resume(*, conversation: Conversation) -> Conversation:
         conversation.waiting_for_staff_since = None
         conversation.handoff_reason = ""
         conversation.save(
-            update_fields=["bot_active", "bot_paused_at", "bot_paused_by", "waiting_for_staff_since", "handoff_reason"]
+            update_fields=[
+                "bot_active",
+                "bot_paused_at",
+                "bot_paused_by",
+                "waiting_for_staff_since",
+                "handoff_reason",
+            ]
         )
     return conversation
 
@@ -117,7 +128,9 @@ def contact_profile_fetch(*, contact_id: int) -> None:
     try:
         profile = GraphClient.from_settings().profile_get(psid=identity.external_id)
     except TransientDeliveryError as error:
-        logger.warning("Profile not fetched, asking again later: sender=%s reason=%s", identity.external_id, error.reason)
+        logger.warning(
+            "Profile not fetched, asking again later: sender=%s reason=%s", identity.external_id, error.reason
+        )
         return
     except DeliveryError as error:
         contact.profile_error = error.reason[: Contact._meta.get_field("profile_error").max_length]
@@ -125,7 +138,9 @@ def contact_profile_fetch(*, contact_id: int) -> None:
     else:
         contact.first_name = profile.get("first_name", "")
         contact.name = " ".join(filter(None, [contact.first_name, profile.get("last_name", "")]))
-        contact.picture_url = profile.get("profile_pic", "") if len(profile.get("profile_pic", "")) <= 2000 else ""
+        contact.picture_url = (
+            profile.get("profile_pic", "") if len(profile.get("profile_pic", "")) <= 2000 else ""
+        )
         contact.profile_error = ""
     contact.profile_fetched_at = timezone.now()
     contact.save(update_fields=["first_name", "name", "picture_url", "profile_error", "profile_fetched_at"])

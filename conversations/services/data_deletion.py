@@ -6,6 +6,7 @@ It runs in the reply job, under the conversation's lock, whatever the bot's stat
 bot does not hold up a person's request to be forgotten. A confirmation that comes again (a
 second tap, or for someone already deleted) deletes what there is again, which is harmless.
 """
+
 import logging
 
 from django.db import transaction

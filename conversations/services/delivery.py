@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.alerts import AlertKind, alert_raise, alert_token_works
-from conversations.llm import Completion, LLMError
 from conversations.insights.metrics import FAILURES, REPLIES_SENT
+from conversations.llm import Completion, LLMError
 from conversations.models import Conversation, Message
 from conversations.services.conversations import conversation_touch
 from messenger.errors import DeliveryError, InvalidTokenError, OutsideWindowError, PermanentDeliveryError

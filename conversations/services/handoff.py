@@ -5,6 +5,7 @@ The bot is paused in that conversation with the reason, the conversation is mark
 for staff, the person is told (HANDOFF_MESSAGE), and staff are alerted once it is committed.
 A staff reply, or resuming the bot, ends it (conversations.services.conversations).
 """
+
 import functools
 
 from django.conf import settings
@@ -24,7 +25,8 @@ ASKED_FOR_A_PERSON = "The person asked to talk to a person."
 def handoff_requested(*, messages: list[Message]) -> bool:
     """Whether one of `messages` is a tap on a button whose payload asks for a person."""
     return any(
-        payloads.HUMAN_AGENT in (message.details.get("postback_payload"), message.details.get("quick_reply_payload"))
+        payloads.HUMAN_AGENT
+        in (message.details.get("postback_payload"), message.details.get("quick_reply_payload"))
         for message in messages
     )
 
@@ -41,14 +43,24 @@ def conversation_handoff(
     Handoff.objects.create(conversation=conversation, trigger=trigger, reason=reason, created_at=now)
     HANDOFFS.labels(trigger=trigger).inc()
     updated = Conversation.objects.filter(pk=conversation.pk, waiting_for_staff_since__isnull=True).update(
-        bot_active=False, bot_paused_at=now, bot_paused_by=None, waiting_for_staff_since=now, handoff_reason=reason
+        bot_active=False,
+        bot_paused_at=now,
+        bot_paused_by=None,
+        waiting_for_staff_since=now,
+        handoff_reason=reason,
     )
     if updated:
-        conversation.bot_active, conversation.waiting_for_staff_since, conversation.handoff_reason = False, now, reason
+        conversation.bot_active, conversation.waiting_for_staff_since, conversation.handoff_reason = (
+            False,
+            now,
+            reason,
+        )
     else:
         Conversation.objects.filter(pk=conversation.pk).update(bot_active=False)
     transaction.on_commit(
-        functools.partial(alert_raise, kind=AlertKind.HANDOFF, reason=reason, conversation_id=conversation.pk),
+        functools.partial(
+            alert_raise, kind=AlertKind.HANDOFF, reason=reason, conversation_id=conversation.pk
+        ),
         robust=True,
     )
     return outgoing_text_store(

@@ -8,6 +8,7 @@ Dedup: a Messenger `mid` is Message.external_id, unique in the database, so the 
 decides, also between twins racing from two web workers: a message whose mid is already
 stored is not inserted again, nor answered (Meta redelivers what it is not sure arrived).
 """
+
 import functools
 import logging
 import math
@@ -23,13 +24,13 @@ from django.db.models.functions import Coalesce
 
 from conversations.insights.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
-from conversations.services.ratelimit import rate_limit_apply
 from conversations.selectors import conversation_id_by_sender
 from conversations.services.conversations import (
     conversation_bot_pause,
     conversation_get_or_create,
     conversation_touch,
 )
+from conversations.services.ratelimit import rate_limit_apply
 from conversations.services.replies import reply_schedule
 from messenger.events import (
     Attachment,
@@ -246,7 +247,9 @@ def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:
 
 
 def _outgoing_messages(*, event: Event) -> QuerySet[Message]:
-    return Message.objects.filter(conversation__identity__in=_identity(event=event), role__in=Message.OUTGOING_ROLES)
+    return Message.objects.filter(
+        conversation__identity__in=_identity(event=event), role__in=Message.OUTGOING_ROLES
+    )
 
 
 def _message_by_mid(*, mid: str | None) -> Message | None:

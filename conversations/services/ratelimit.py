@@ -9,6 +9,7 @@ which its reply job sends (a fixed text, not the LLM's). Later ones get nothing.
 Fail-open: when Redis cannot be reached the message is let through with a warning, since
 losing the limiter for a while is better than refusing every person.
 """
+
 import functools
 import logging
 

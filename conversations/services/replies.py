@@ -34,14 +34,13 @@ from rq.job import Job, JobStatus
 
 from conversations import selectors
 from conversations.alerts import AlertKind, alert_raise
-from conversations.knowledge.services import knowledge_reply_record
+from conversations.insights.metrics import AI_REPLIES, FAILURES, reply_sent_observe
 from conversations.knowledge.search import knowledge_relevant
+from conversations.knowledge.services import knowledge_reply_record
 from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.log_context import log_context
-from conversations.insights.metrics import AI_REPLIES, FAILURES, reply_sent_observe
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
-from conversations.services.ratelimit import rate_limit_notices_send
 from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,
@@ -50,6 +49,7 @@ from conversations.services.delivery import (
     outgoing_text_store,
 )
 from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
+from conversations.services.ratelimit import rate_limit_notices_send
 from messenger.errors import (
     InvalidTokenError,
     OutsideWindowError,
@@ -168,7 +168,9 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
             return
         if not conversation.bot_active:
             # A paused bot says nothing more, but the notice that it handed the person over.
-            outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation, handoff=True))
+            outgoing_messages_send(
+                messages=selectors.messages_bot_unsent(conversation=conversation, handoff=True)
+            )
             return
         _window_require(conversation=conversation)
         outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
@@ -193,7 +195,9 @@ def _window_require(*, conversation: Conversation) -> None:
     """Raise OutsideWindowError when the person last wrote more than 24 hours ago: the bot may not write."""
     state = messaging_window(person_last_wrote_at=conversation.person_last_wrote_at, now=timezone.now())
     if state.window in (Window.HUMAN_AGENT, Window.CLOSED):
-        raise OutsideWindowError("Not sent: the person last wrote more than 24 hours ago (outside the 24-hour window)")
+        raise OutsideWindowError(
+            "Not sent: the person last wrote more than 24 hours ago (outside the 24-hour window)"
+        )
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,9 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
         return ComposedReply(text="", role=Message.Role.SYSTEM, handoff_reason=ASKED_FOR_A_PERSON)
     if not any(message.text.strip() for message in waiting):
         return ComposedReply(text=ATTACHMENT_REPLY_TEXT, role=Message.Role.SYSTEM)
-    history = selectors.messages_history(conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT)
+    history = selectors.messages_history(
+        conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT
+    )
     articles = knowledge_relevant(query=waiting, history=history)
     prompt = prompt_build(
         system_prompt=selectors.system_prompt_current(),
@@ -238,7 +244,9 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
     )
 
 
-def reply_record(*, conversation: Conversation, waiting: list[Message], reply: ComposedReply) -> list[Message]:
+def reply_record(
+    *, conversation: Conversation, waiting: list[Message], reply: ComposedReply
+) -> list[Message]:
     """Store `reply` as the outgoing parts answering `waiting`, mark `waiting` answered, and hand
     over when the reply says so; the parts to send, in order.
 
@@ -247,7 +255,11 @@ def reply_record(*, conversation: Conversation, waiting: list[Message], reply: C
     parts = []
     if reply.text:
         parts = outgoing_text_store(
-            conversation=conversation, text=reply.text, role=reply.role, reply_to=waiting[-1], completion=reply.completion
+            conversation=conversation,
+            text=reply.text,
+            role=reply.role,
+            reply_to=waiting[-1],
+            completion=reply.completion,
         )
         if reply.role == Message.Role.AI:
             knowledge_reply_record(reply=parts[0], articles=reply.articles, answered=waiting)
@@ -322,7 +334,7 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
     )
     try:
         outgoing_messages_send(messages=apology)
-    except Exception as apology_error:  # noqa: BLE001 -- one try, then staff see it failed
+    except Exception as apology_error:
         outgoing_messages_fail(messages=apology, error=apology_error)
         logger.error("Apology not sent: sender=%s", _psid(conversation), exc_info=apology_error)
 

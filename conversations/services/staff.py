@@ -1,4 +1,5 @@
 """What staff do: write to a person as the Page, and edit the bot's system prompt."""
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -31,12 +32,18 @@ def staff_message_send(*, psid: str, text: str, sent_by: AbstractBaseUser | None
     conversation = conversation_get_by_psid(psid=psid)
     if conversation is None:
         conversation, first_part_sent = _conversation_by_first_send(psid=psid, text=text)
-        return staff_reply_send(conversation=conversation, text=text, sent_by=sent_by, first_part_sent=first_part_sent)
+        return staff_reply_send(
+            conversation=conversation, text=text, sent_by=sent_by, first_part_sent=first_part_sent
+        )
     return staff_reply_send(conversation=conversation, text=text, sent_by=sent_by)
 
 
 def staff_reply_send(
-    *, conversation: Conversation, text: str, sent_by: AbstractBaseUser | None = None, first_part_sent: str = ""
+    *,
+    conversation: Conversation,
+    text: str,
+    sent_by: AbstractBaseUser | None = None,
+    first_part_sent: str = "",
 ) -> list[Message]:
     """Store `text` as staff message(s) in the conversation and send them now, in order.
 

@@ -6,6 +6,7 @@ Scripted errors answer with the status and a plain-text body, as those services 
 
 Run alone: python -m devtools.standins.chat_webhook --port 8103
 """
+
 from typing import Any
 
 from devtools.standins.server import Reply, Request, StandIn, StandInServer, main

@@ -3,6 +3,7 @@
 A stand-in process prints its URL on its first line; `StandInClient` drives any running
 stand-in through the HTTP control routes its server answers (see devtools/standins/server.py).
 """
+
 import contextlib
 import json
 import subprocess

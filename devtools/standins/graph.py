@@ -124,7 +124,6 @@ class GraphServer(StandInServer):
             )
         return Reply(status=200, body={"recipient_id": psid, "message_id": f"m_{uuid.uuid4().hex}"})
 
-
     def _messenger_profile_answer(self, request: Request, *, kind: str) -> Reply:
         if kind == "messenger_profile_get":
             fields = request.query.get("fields", "").split(",")

@@ -3,6 +3,7 @@
 The browser is /usr/bin/chromium (`make test` installs it with apt-get when it is missing);
 Playwright never downloads one.
 """
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

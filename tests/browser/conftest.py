@@ -1,4 +1,5 @@
 """The browser tests' web process (its Graph API the stand-in) and the moderator they log in as."""
+
 from importlib import import_module
 
 import pytest
@@ -42,8 +43,14 @@ def _moderators() -> Group:
     if not group.permissions.exists():
         wanted = [
             *import_module("conversations.migrations.0003_moderators").PERMISSIONS,
-            *(("conversations", name) for name in import_module("conversations.migrations.0008_knowledge").MODERATOR_PERMISSIONS),
+            *(
+                ("conversations", name)
+                for name in import_module("conversations.migrations.0008_knowledge").MODERATOR_PERMISSIONS
+            ),
         ]
-        query = Q.create([Q(content_type__app_label=app_label, codename=codename) for app_label, codename in wanted], connector=Q.OR)
+        query = Q.create(
+            [Q(content_type__app_label=app_label, codename=codename) for app_label, codename in wanted],
+            connector=Q.OR,
+        )
         group.permissions.set(Permission.objects.filter(query))
     return group

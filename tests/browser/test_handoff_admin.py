@@ -1,4 +1,5 @@
 """A moderator answers people the bot handed over, in Chromium against the real web process."""
+
 from datetime import timedelta
 
 import pytest
@@ -15,9 +16,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 def handed_over(moderator):
     now = timezone.now()
     conversations = []
-    for name, psid, waiting in [("Ada Lovelace", "2400000000000001", True), ("Grace Hopper", "2400000000000002", False)]:
+    for name, psid, waiting in [
+        ("Ada Lovelace", "2400000000000001", True),
+        ("Grace Hopper", "2400000000000002", False),
+    ]:
         identity = ChannelIdentity.objects.create(
-            contact=Contact.objects.create(name=name, first_name=name.split()[0]), page_id="1001", external_id=psid
+            contact=Contact.objects.create(name=name, first_name=name.split()[0]),
+            page_id="1001",
+            external_id=psid,
         )
         conversations.append(
             Conversation.objects.create(
@@ -29,13 +35,19 @@ def handed_over(moderator):
             )
         )
     Message.objects.create(
-        conversation=conversations[0], role="client", status="answered", text="my vase is broken, refund pls",
-        created_at=now - timedelta(minutes=4), sent_at=now - timedelta(hours=2),
+        conversation=conversations[0],
+        role="client",
+        status="answered",
+        text="my vase is broken, refund pls",
+        created_at=now - timedelta(minutes=4),
+        sent_at=now - timedelta(hours=2),
     )
     return conversations[0]
 
 
-def test_a_moderator_filters_those_waiting_reads_why_replies_and_the_flag_clears(handed_over, web, graph_standin, tmp_path):
+def test_a_moderator_filters_those_waiting_reads_why_replies_and_the_flag_clears(
+    handed_over, web, graph_standin, tmp_path
+):
     with chromium_page(tmp_path / "chromium-profile") as page:
         log_in(page, url=f"{web}/admin/conversations/conversation/")
         expect(page.locator(".waiting-count")).to_have_text("1 waiting for staff")

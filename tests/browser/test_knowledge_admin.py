@@ -1,11 +1,19 @@
 """A moderator grows the knowledge base from a question the bot could not answer, in Chromium."""
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from conversations.knowledge.search import knowledge_search
-from conversations.models import ChannelIdentity, Contact, Conversation, KnowledgeArticle, Message, UnansweredQuestion
+from conversations.models import (
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    KnowledgeArticle,
+    Message,
+    UnansweredQuestion,
+)
 from tests.browser.chromium import ARTIFACTS, chromium_page, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
@@ -20,7 +28,10 @@ def question(moderator):
     conversation = Conversation.objects.create(identity=identity)
     asked = Message.objects.create(conversation=conversation, role="client", status="answered", text=QUESTION)
     Message.objects.create(
-        conversation=conversation, role="ai", status="sent", text="I'm not sure, let me ask a colleague.",
+        conversation=conversation,
+        role="ai",
+        status="sent",
+        text="I'm not sure, let me ask a colleague.",
         reply_to=asked,
     )
     return UnansweredQuestion.objects.create(message=asked, text=QUESTION, asked_at=timezone.now())

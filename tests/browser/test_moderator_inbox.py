@@ -1,4 +1,5 @@
 """A moderator's day in the real web process, through Debian's Chromium driven by Playwright."""
+
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 def inbox(moderator):
     now = timezone.now()
     conversations = {}
-    for name, psid, minutes_ago in [("Ada Lovelace", "2400000000000001", 2), ("Grace Hopper", "2400000000000002", 40)]:
+    for name, psid, minutes_ago in [
+        ("Ada Lovelace", "2400000000000001", 2),
+        ("Grace Hopper", "2400000000000002", 40),
+    ]:
         identity = ChannelIdentity.objects.create(
             contact=Contact.objects.create(name=name), page_id="1001", external_id=psid
         )
@@ -25,18 +29,53 @@ def inbox(moderator):
     ada = conversations["Ada Lovelace"]
     for minutes_ago, fields in [
         (9, {"role": "client", "status": "answered", "text": "Hi! Do you ship to Lisbon?"}),
-        (8, {"role": "ai", "status": "sent", "text": "Yes, we ship to Lisbon in 3 to 5 working days.",
-             "sent_at": now, "delivered_at": now, "read_at": now}),
-        (5, {"role": "client", "status": "answered", "text": "Here is my order confirmation",
-             "attachments": [{"type": "file", "url": "https://cdn.example/order-1042.pdf", "title": "order-1042.pdf"}]}),
-        (4, {"role": "ai", "status": "failed", "text": "",
-             "error_detail": "Groq did not answer in time (timeout after 30 s)"}),
-        (3, {"role": "system", "status": "sent", "text": "Sorry, I couldn't answer your message just now.",
-             "sent_at": now, "delivered_at": now}),
+        (
+            8,
+            {
+                "role": "ai",
+                "status": "sent",
+                "text": "Yes, we ship to Lisbon in 3 to 5 working days.",
+                "sent_at": now,
+                "delivered_at": now,
+                "read_at": now,
+            },
+        ),
+        (
+            5,
+            {
+                "role": "client",
+                "status": "answered",
+                "text": "Here is my order confirmation",
+                "attachments": [
+                    {"type": "file", "url": "https://cdn.example/order-1042.pdf", "title": "order-1042.pdf"}
+                ],
+            },
+        ),
+        (
+            4,
+            {
+                "role": "ai",
+                "status": "failed",
+                "text": "",
+                "error_detail": "Groq did not answer in time (timeout after 30 s)",
+            },
+        ),
+        (
+            3,
+            {
+                "role": "system",
+                "status": "sent",
+                "text": "Sorry, I couldn't answer your message just now.",
+                "sent_at": now,
+                "delivered_at": now,
+            },
+        ),
         (2, {"role": "client", "status": "received", "text": "Can a person check my order 1042, please?"}),
     ]:
         Message.objects.create(conversation=ada, created_at=now - timedelta(minutes=minutes_ago), **fields)
-    Conversation.objects.filter(pk=ada.pk).update(last_message_text="Can a person check my order 1042, please?")
+    Conversation.objects.filter(pk=ada.pk).update(
+        last_message_text="Can a person check my order 1042, please?"
+    )
     return ada, moderator
 
 
@@ -72,7 +111,9 @@ def moderator_takes_over(page: Page, *, base_url: str) -> None:
     expect(transcript.locator("li.message")).to_have_count(6)
     expect(transcript.locator("li.message").first).to_contain_text("Do you ship to Lisbon?")
     expect(transcript.locator("li.message-ai.status-failed")).to_contain_text("Groq did not answer in time")
-    expect(transcript.locator("a", has_text="order-1042.pdf")).to_have_attribute("href", "https://cdn.example/order-1042.pdf")
+    expect(transcript.locator("a", has_text="order-1042.pdf")).to_have_attribute(
+        "href", "https://cdn.example/order-1042.pdf"
+    )
 
     page.click("button:has-text('Pause bot')")
     expect(page.locator(".messagelist")).to_contain_text("Bot paused")

@@ -1,4 +1,5 @@
 """The web process's gunicorn settings, seen on the running process."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """The database settings: a connection the server closed is replaced, not used (CONN_HEALTH_CHECKS)."""
+
 import json
 import time
 

@@ -1,6 +1,7 @@
 """Settings rules: the web and worker processes need the production secrets, management commands
 do not; DEBUG runs with warnings; every setting read is documented in .env.example and the README.
 """
+
 import re
 import subprocess
 import sys
@@ -28,7 +29,11 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -101,8 +106,13 @@ def test_production_defaults_are_secure():
 
 def test_every_documented_variable_has_its_default():
     names = [
-        "FACEBOOK_GRAPH_API_VERSION", "FACEBOOK_GRAPH_API_URL", "FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE",
-        "GROQ_MODEL", "LLM_HISTORY_LIMIT", "ALLOWED_HOSTS", "FACEBOOK_APP_ID",
+        "FACEBOOK_GRAPH_API_VERSION",
+        "FACEBOOK_GRAPH_API_URL",
+        "FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE",
+        "GROQ_MODEL",
+        "LLM_HISTORY_LIMIT",
+        "ALLOWED_HOSTS",
+        "FACEBOOK_APP_ID",
     ]
     env = process_environment()
     for name in names:
@@ -112,8 +122,13 @@ def test_every_documented_variable_has_its_default():
     )
     result = run_python(code, env)
     assert result.stdout.splitlines() == [
-        "'v24.0'", "'https://graph.facebook.com'", "10", "'openai/gpt-oss-120b'", "50",
-        "['localhost', '127.0.0.1']", "''",
+        "'v24.0'",
+        "'https://graph.facebook.com'",
+        "10",
+        "'openai/gpt-oss-120b'",
+        "50",
+        "['localhost', '127.0.0.1']",
+        "''",
     ]
 
 
@@ -156,7 +171,11 @@ def test_repeated_statements_are_prepared_unless_turned_off(db, url_options, pre
 def test_a_bad_email_url_starts_all_the_same_and_check_deploy_says_so():
     env = process_environment(DEBUG="False", EMAIL_URL="smtps//oops")
     result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert "(config.E010) EMAIL_URL is not an email URL" in result.stderr
     assert run_python("import config.wsgi; print('started')", env).stdout.strip() == "started"

@@ -1,4 +1,5 @@
 """Staff alerts: by email and to a chat webhook, each channel its own job, retried, not repeated."""
+
 import logging
 
 import pytest
@@ -51,7 +52,11 @@ def test_the_same_alert_is_not_repeated_within_minutes_but_another_conversations
     alert_raise(kind=AlertKind.REPLY_FAILED, reason="Groq down", conversation_id=ada_conversation.pk + 1)
 
     assert len(queued()) == 3 * 2
-    assert 0 < redis_conn.ttl(f"alerts:reply_failed:{ada_conversation.pk}") <= alerts.REPEAT_AFTER.total_seconds()
+    assert (
+        0
+        < redis_conn.ttl(f"alerts:reply_failed:{ada_conversation.pk}")
+        <= alerts.REPEAT_AFTER.total_seconds()
+    )
 
 
 def test_no_channel_set_up_means_no_job(settings, redis_conn, ada_conversation):
@@ -60,7 +65,9 @@ def test_no_channel_set_up_means_no_job(settings, redis_conn, ada_conversation):
     assert queued() == []
 
 
-def test_each_channel_is_queued_with_rqs_retries_and_keeps_nothing_once_delivered(channels, ada_conversation, settings):
+def test_each_channel_is_queued_with_rqs_retries_and_keeps_nothing_once_delivered(
+    channels, ada_conversation, settings
+):
     alert_raise(kind=AlertKind.HANDOFF, reason="x", conversation_id=ada_conversation.pk)
 
     jobs = [job for job in get_queue().get_jobs() if job.func_name.endswith("alert_deliver")]
@@ -78,8 +85,13 @@ def test_a_channel_that_fails_is_one_line_without_its_url_and_raises_for_rq_to_r
 
     with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
         with pytest.raises(alerts.AlertNotDelivered) as raised:
-            alert_deliver(channel="webhook", kind="handoff", reason="x", conversation_id=ada_conversation.pk,
-                          final_attempt=False)
+            alert_deliver(
+                channel="webhook",
+                kind="handoff",
+                reason="x",
+                conversation_id=ada_conversation.pk,
+                final_attempt=False,
+            )
 
     [line] = caplog.messages
     assert line == "Alert handoff by webhook failed, to be tried again: HTTPError, HTTP 500"
@@ -92,8 +104,13 @@ def test_after_the_last_try_it_gives_up_with_one_error_line(channels, ada_conver
     channels.script(default={"delay": 6})  # slower than the client waits
 
     with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
-        alert_deliver(channel="webhook", kind="handoff", reason="x", conversation_id=ada_conversation.pk,
-                      final_attempt=True)
+        alert_deliver(
+            channel="webhook",
+            kind="handoff",
+            reason="x",
+            conversation_id=ada_conversation.pk,
+            final_attempt=True,
+        )
 
     assert caplog.messages == ["Alert handoff by webhook given up: ReadTimeout"]
 
@@ -104,8 +121,13 @@ def test_a_bad_email_server_is_one_line_too(channels, ada_conversation, settings
 
     with caplog.at_level(logging.WARNING, logger="conversations.alerts"):
         with pytest.raises(alerts.AlertNotDelivered):
-            alert_deliver(channel="email", kind="handoff", reason="x", conversation_id=ada_conversation.pk,
-                          final_attempt=False)
+            alert_deliver(
+                channel="email",
+                kind="handoff",
+                reason="x",
+                conversation_id=ada_conversation.pk,
+                final_attempt=False,
+            )
 
     assert caplog.messages == ["Alert handoff by email failed, to be tried again: ConnectionRefusedError"]
 

@@ -15,8 +15,8 @@ from conversations.llm import (
     llm_complete,
 )
 from devtools.standins.client import standin_process
-from devtools.standins.server import closed_port_url
 from devtools.standins.groq import REASONING, echo_answer
+from devtools.standins.server import closed_port_url
 
 API_KEY = "gsk_test_secret_key_42"
 MODEL = "openai/gpt-oss-120b"

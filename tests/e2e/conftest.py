@@ -12,7 +12,9 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     of an earlier run or module must not leak in.
     """
     get_connection("default").flushdb()
-    with stack_running(django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes")) as started:
+    with stack_running(
+        django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes")
+    ) as started:
         yield started
 
 

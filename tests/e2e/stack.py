@@ -14,11 +14,11 @@ from typing import Any
 import requests
 
 from devtools.processes import Process, process_descendants, start_web
-from devtools.webhook import signature, text_message
-from tests.processes import process_environment
+from devtools.standins.chat_webhook import WebhookStandIn
 from devtools.standins.graph import GraphStandIn
 from devtools.standins.groq import GroqStandIn
-from devtools.standins.chat_webhook import WebhookStandIn
+from devtools.webhook import signature, text_message
+from tests.processes import process_environment
 
 # Short intervals so retries, the sweep and an expired lock happen within a test's patience.
 FAST_ENVIRONMENT = {
@@ -105,7 +105,9 @@ class Stack:
 
     def message_attempts(self, psid: str) -> int:
         """Send API calls for this person: messages and sender actions (not their profile)."""
-        return len([call for call in self.graph.calls() if call["psid"] == psid and call["kind"] != "profile"])
+        return len(
+            [call for call in self.graph.calls() if call["psid"] == psid and call["kind"] != "profile"]
+        )
 
     def prompts_with(self, marker: str) -> list[dict[str, Any]]:
         return [call for call in self.groq.calls() if marker in (call["prompt"] or "")]
@@ -125,6 +127,3 @@ def stack_running(*, django_db_blocker, log_dir: Path, **environment: str) -> It
 def settle(seconds: float = 1.0) -> None:
     """Give a duplicate, if there were going to be one, time to show up before counting."""
     time.sleep(seconds)
-
-
-

@@ -1,4 +1,5 @@
 """Handoff, alerts, names and Meta's 24-hour rule, through the real web and worker processes."""
+
 import time
 import uuid
 
@@ -19,7 +20,9 @@ def psid() -> str:
 
 
 def handed_over(psid: str) -> Conversation | None:
-    return Conversation.objects.filter(identity__external_id=psid, waiting_for_staff_since__isnull=False).first()
+    return Conversation.objects.filter(
+        identity__external_id=psid, waiting_for_staff_since__isnull=False
+    ).first()
 
 
 def test_the_model_hands_over_the_person_is_told_and_staff_get_an_alert(service, psid):
@@ -56,7 +59,8 @@ def test_a_profile_is_fetched_once_for_many_messages(service, psid):
         service.post_text(psid=psid, text=f"message {number}")
 
     contact = wait_for(
-        lambda: Contact.objects.filter(identities__external_id=psid).exclude(name="").first(), message="the name"
+        lambda: Contact.objects.filter(identities__external_id=psid).exclude(name="").first(),
+        message="the name",
     )
     service.post_text(psid=psid, text=f"{psid} after the name")
     [call] = wait_for(lambda: service.prompts_with(f"{psid} after the name"), message="the next prompt")

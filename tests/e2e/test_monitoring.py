@@ -1,5 +1,6 @@
 """What an operator's monitoring sees of the real web and worker processes: /metrics counting
 real traffic across every process, and LOG_FORMAT=json logs a log stack can search."""
+
 import json
 import uuid
 
@@ -58,7 +59,9 @@ def test_counters_add_up_what_every_web_and_worker_process_did(service):
 
 
 def test_without_the_token_metrics_are_refused(service):
-    response = requests.get(f"{service.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
+    response = requests.get(
+        f"{service.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10
+    )
     assert response.status_code == 403
     assert "messenger_" not in response.text
 
@@ -71,12 +74,16 @@ def test_json_logs_are_one_object_per_line_with_the_conversation_and_job(service
 
     for process in (service.web, service.worker):
         records = [json.loads(line) for line in process.output().splitlines() if line.strip()]
-        assert all(isinstance(record, dict) and {"time", "level", "message"} <= set(record) for record in records)
+        assert all(
+            isinstance(record, dict) and {"time", "level", "message"} <= set(record) for record in records
+        )
         for secret in TEST_SECRETS.values():
             assert secret not in process.output()
     web_lines = [json.loads(line) for line in service.web.output().splitlines()]
-    assert any(record["logger"] == "gunicorn.access" and "/api/webhooks/messenger" in record["message"]
-               for record in web_lines)
+    assert any(
+        record["logger"] == "gunicorn.access" and "/api/webhooks/messenger" in record["message"]
+        for record in web_lines
+    )
     worker_lines = [json.loads(line) for line in service.worker.output().splitlines()]
     groq_calls = [record for record in worker_lines if "chat/completions" in record["message"]]
     assert groq_calls

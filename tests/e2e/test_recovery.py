@@ -22,7 +22,9 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_server):
     with stack_running(
-        django_db_blocker=django_db_blocker, log_dir=tmp_path_factory.mktemp("processes"), REDIS_URL=redis_server.url
+        django_db_blocker=django_db_blocker,
+        log_dir=tmp_path_factory.mktemp("processes"),
+        REDIS_URL=redis_server.url,
     ) as started:
         yield started
 

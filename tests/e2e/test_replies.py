@@ -10,9 +10,9 @@ from conversations.prompts import SECTIONS
 from conversations.services.data_deletion import DELETED_TEXT, QUESTION_TEXT
 from conversations.services.replies import APOLOGY_TEXT
 from devtools.processes import wait_for
+from devtools.standins.groq import echo_answer
 from devtools.webhook import postback, text_message
 from tests.e2e.stack import settle
-from devtools.standins.groq import echo_answer
 
 pytestmark = pytest.mark.postgres
 
@@ -158,13 +158,18 @@ def test_a_person_who_cannot_be_reached_costs_one_or_two_attempts(service, psid)
 
 
 def test_a_person_deletes_their_data_from_the_menu(service, psid):
-    service.post(postback(mid=f"m_{uuid.uuid4().hex}", title="Delete my data", payload="DELETE_MY_DATA", psid=psid))
+    service.post(
+        postback(mid=f"m_{uuid.uuid4().hex}", title="Delete my data", payload="DELETE_MY_DATA", psid=psid)
+    )
     wait_for(lambda: service.sent_to(psid) == [QUESTION_TEXT], message="the question")
     assert Contact.objects.filter(identities__external_id=psid).exists()
 
     service.post(
         text_message(
-            mid=f"m_{uuid.uuid4().hex}", text="Yes, delete it", psid=psid, quick_reply_payload="DELETE_MY_DATA_CONFIRM"
+            mid=f"m_{uuid.uuid4().hex}",
+            text="Yes, delete it",
+            psid=psid,
+            quick_reply_payload="DELETE_MY_DATA_CONFIRM",
         )
     )
 

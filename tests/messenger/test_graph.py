@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from devtools.standins.client import standin_process
+from devtools.standins.server import closed_port_url
 from messenger.errors import (
     DeliveryError,
     InvalidTokenError,
@@ -16,8 +18,6 @@ from messenger.errors import (
     classify_graph_error,
 )
 from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
-from devtools.standins.client import standin_process
-from devtools.standins.server import closed_port_url
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"

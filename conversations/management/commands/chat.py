@@ -1,4 +1,5 @@
 """manage.py chat: talk to the bot in a terminal (conversations.services.console)."""
+
 import getpass
 import logging
 import sys

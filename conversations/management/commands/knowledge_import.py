@@ -1,4 +1,5 @@
 """manage.py knowledge_import PATH [PATH ...]: Markdown files, or folders of them, as knowledge articles."""
+
 import os
 from pathlib import Path
 
@@ -16,7 +17,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", metavar="PATH", help="a Markdown file or a folder of them")
         parser.add_argument(
-            "--draft", action="store_true", help="new articles start unapproved: the bot ignores them until approved"
+            "--draft",
+            action="store_true",
+            help="new articles start unapproved: the bot ignores them until approved",
         )
 
     def handle(self, *args: object, paths: list[str], draft: bool, **options: object) -> None:

@@ -2,6 +2,7 @@
 
 The pool is conversations.workers; this command only checks the secrets and starts it.
 """
+
 from django.core.management.base import BaseCommand, CommandParser
 from django_rq.jobs import get_job_class
 from django_rq.queues import get_queues

@@ -1,8 +1,9 @@
 """manage.py send_message RECIPIENT_ID TEXT: write to a person as the Page, from a shell."""
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.services.staff import staff_message_send
 from conversations.apis.send import MessageSendInputSerializer
+from conversations.services.staff import staff_message_send
 from messenger.errors import DeliveryError
 
 
@@ -21,7 +22,9 @@ class Command(BaseCommand):
         serializer = MessageSendInputSerializer(data={"recipient_id": recipient_id, "text": text})
         if not serializer.is_valid():
             raise CommandError(
-                "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in serializer.errors.items())
+                "; ".join(
+                    f"{field}: {' '.join(map(str, errors))}" for field, errors in serializer.errors.items()
+                )
             )
         try:
             messages = staff_message_send(psid=recipient_id, text=serializer.validated_data["text"])

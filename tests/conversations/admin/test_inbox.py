@@ -1,4 +1,5 @@
 """The staff inbox in the Django admin, as a moderator (staff, not superuser) uses it."""
+
 from datetime import timedelta
 
 import django_rq
@@ -58,7 +59,13 @@ def ada(make_conversation):
         "Ada Lovelace",
         "2400000000000001",
         {"role": "client", "status": "answered", "text": "Do you ship to Lisbon?"},
-        {"role": "ai", "status": "sent", "text": "Yes, in 3 days.", "sent_at": timezone.now(), "read_at": timezone.now()},
+        {
+            "role": "ai",
+            "status": "sent",
+            "text": "Yes, in 3 days.",
+            "sent_at": timezone.now(),
+            "read_at": timezone.now(),
+        },
         {"role": "client", "status": "received", "text": "And the price?"},
     )
 
@@ -69,7 +76,12 @@ def grace(make_conversation):
         "Grace Hopper",
         "2400000000000002",
         {"role": "client", "status": "failed", "text": "Opening hours?", "error_detail": "LLM down"},
-        {"role": "ai", "status": "failed", "text": "We open at 9.", "error_detail": "(#551) This person isn't available right now."},
+        {
+            "role": "ai",
+            "status": "failed",
+            "text": "We open at 9.",
+            "error_detail": "(#551) This person isn't available right now.",
+        },
         active_minutes_ago=30,
         bot_active=False,
     )
@@ -80,7 +92,9 @@ def notices(response) -> list[str]:
 
 
 def test_moderators_group_has_exactly_the_inbox_and_knowledge_permissions(db):
-    permissions = Group.objects.get(name="Moderators").permissions.values_list("content_type__app_label", "codename")
+    permissions = Group.objects.get(name="Moderators").permissions.values_list(
+        "content_type__app_label", "codename"
+    )
     assert set(permissions) == {
         ("conversations", "view_conversation"),
         ("conversations", "change_conversation"),
@@ -116,7 +130,12 @@ def test_list_shows_contact_psid_preview_bot_state_and_flags_newest_first(modera
 
 @pytest.mark.parametrize(
     ("query", "found"),
-    [("lovelace", "Ada Lovelace"), ("2400000000000002", "Grace Hopper"), ("opening hours", "Grace Hopper"), ("Lisbon", "Ada Lovelace")],
+    [
+        ("lovelace", "Ada Lovelace"),
+        ("2400000000000002", "Grace Hopper"),
+        ("opening hours", "Grace Hopper"),
+        ("Lisbon", "Ada Lovelace"),
+    ],
 )
 def test_search_by_name_psid_and_message_text(moderator_client, ada, grace, query, found):
     response = moderator_client.get(LIST_URL, {"q": query})
@@ -159,7 +178,9 @@ def test_filters_by_bot_state_failures_and_unanswered(moderator_client, ada, gra
 
 
 @pytest.mark.parametrize("conversations", [3, 60])
-def test_list_page_costs_the_same_queries_however_many_rows(moderator_client, make_conversation, django_assert_max_num_queries, conversations):
+def test_list_page_costs_the_same_queries_however_many_rows(
+    moderator_client, make_conversation, django_assert_max_num_queries, conversations
+):
     for index in range(conversations):
         make_conversation(
             f"Person {index}",
@@ -186,9 +207,13 @@ def test_search_costs_the_same_queries_however_many_rows_match(
     assert len(response.context["cl"].result_list) == 60
 
 
-def test_conversation_page_queries_do_not_grow_with_the_transcript(moderator_client, moderator, make_conversation, django_assert_max_num_queries):
+def test_conversation_page_queries_do_not_grow_with_the_transcript(
+    moderator_client, moderator, make_conversation, django_assert_max_num_queries
+):
     conversation = make_conversation(
-        "Ada", "2400000000000001", *[{"role": "staff", "status": "sent", "text": f"#{n}", "sent_by": moderator} for n in range(50)]
+        "Ada",
+        "2400000000000001",
+        *[{"role": "staff", "status": "sent", "text": f"#{n}", "sent_by": moderator} for n in range(50)],
     )
     # Session, user, conversation, permissions (own + group's), the transcript, the knowledge
     # its replies were given, content types.
@@ -202,24 +227,63 @@ def test_conversation_page_is_the_whole_transcript_as_a_chat(moderator_client, m
     conversation = make_conversation(
         "Ada Lovelace",
         "2400000000000001",
-        {"role": "client", "status": "answered", "text": "Here is my receipt", "created_at": now - timedelta(minutes=5),
-         "attachments": [{"type": "image", "url": "https://cdn.example/receipt.jpg"},
-                         {"type": "file", "url": "https://cdn.example/order.pdf", "title": "order.pdf"},
-                         {"type": "file", "url": "javascript:alert(1)"}]},
-        {"role": "ai", "status": "sent", "text": "Thanks, checking.", "created_at": now - timedelta(minutes=4),
-         "sent_at": now, "delivered_at": now, "read_at": now},
-        {"role": "staff", "status": "sent", "text": "Refund done.", "created_at": now - timedelta(minutes=3),
-         "sent_by": moderator, "sent_at": now},
-        {"role": "client", "status": "rate_limited", "text": "spam spam", "created_at": now - timedelta(minutes=2)},
-        {"role": "system", "status": "failed", "text": "Sorry, I couldn't answer.", "created_at": now - timedelta(minutes=1),
-         "error_detail": "(#10) This message is sent outside of allowed window."},
+        {
+            "role": "client",
+            "status": "answered",
+            "text": "Here is my receipt",
+            "created_at": now - timedelta(minutes=5),
+            "attachments": [
+                {"type": "image", "url": "https://cdn.example/receipt.jpg"},
+                {"type": "file", "url": "https://cdn.example/order.pdf", "title": "order.pdf"},
+                {"type": "file", "url": "javascript:alert(1)"},
+            ],
+        },
+        {
+            "role": "ai",
+            "status": "sent",
+            "text": "Thanks, checking.",
+            "created_at": now - timedelta(minutes=4),
+            "sent_at": now,
+            "delivered_at": now,
+            "read_at": now,
+        },
+        {
+            "role": "staff",
+            "status": "sent",
+            "text": "Refund done.",
+            "created_at": now - timedelta(minutes=3),
+            "sent_by": moderator,
+            "sent_at": now,
+        },
+        {
+            "role": "client",
+            "status": "rate_limited",
+            "text": "spam spam",
+            "created_at": now - timedelta(minutes=2),
+        },
+        {
+            "role": "system",
+            "status": "failed",
+            "text": "Sorry, I couldn't answer.",
+            "created_at": now - timedelta(minutes=1),
+            "error_detail": "(#10) This message is sent outside of allowed window.",
+        },
     )
 
     response = moderator_client.get(page_url(conversation))
 
     assert response.status_code == 200
     html = response.content.decode()
-    order = [html.index(text) for text in ["Here is my receipt", "Thanks, checking.", "Refund done.", "spam spam", "Sorry, I couldn&#x27;t answer."]]
+    order = [
+        html.index(text)
+        for text in [
+            "Here is my receipt",
+            "Thanks, checking.",
+            "Refund done.",
+            "spam spam",
+            "Sorry, I couldn&#x27;t answer.",
+        ]
+    ]
     assert order == sorted(order), "oldest first, newest at the bottom"
     for role in ["client", "ai", "staff", "system"]:
         assert f"message message-{role}" in html
@@ -331,7 +395,9 @@ def test_forget_contact_asks_then_deletes_them_and_all_their_messages(moderator_
 def test_system_prompt_edit_adds_a_version_and_keeps_history(moderator_client, moderator, settings):
     add_url = reverse("admin:conversations_systemprompt_add")
     # The form starts from the prompt in use: the settings' default until staff edit it.
-    assert moderator_client.get(add_url).context["adminform"].form.initial["text"] == settings.LLM_SYSTEM_PROMPT
+    assert (
+        moderator_client.get(add_url).context["adminform"].form.initial["text"] == settings.LLM_SYSTEM_PROMPT
+    )
 
     moderator_client.post(add_url, {"text": "Be brief."})
     moderator_client.post(add_url, {"text": "Be brief and kind."})
@@ -344,7 +410,9 @@ def test_system_prompt_edit_adds_a_version_and_keeps_history(moderator_client, m
     rows = list(history.context["cl"].result_list)
     assert [(row.text, row.in_use) for row in rows] == [("Be brief and kind.", True), ("Be brief.", False)]
     old = rows[1]
-    moderator_client.post(reverse("admin:conversations_systemprompt_change", args=[old.pk]), {"text": "Hacked"})
+    moderator_client.post(
+        reverse("admin:conversations_systemprompt_change", args=[old.pk]), {"text": "Hacked"}
+    )
     old.refresh_from_db()
     assert old.text == "Be brief."
 

@@ -37,7 +37,9 @@ def token_client(integration_user):
     return client
 
 
-def test_token_user_with_the_permission_sends_and_gets_the_message_id(graph, ada_conversation, token_client, integration_user):
+def test_token_user_with_the_permission_sends_and_gets_the_message_id(
+    graph, ada_conversation, token_client, integration_user
+):
     response = token_client.post(URL, {"recipient_id": PSID, "text": "Your order shipped."}, format="json")
 
     assert response.status_code == 200
@@ -96,7 +98,9 @@ def test_user_without_the_permission_is_forbidden(graph, ada_conversation):
         ({"recipient_id": "1234; DROP", "text": "Hi"}, "recipient_id"),
     ],
 )
-def test_invalid_input_gets_field_errors_and_sends_nothing(graph, ada_conversation, token_client, payload, field):
+def test_invalid_input_gets_field_errors_and_sends_nothing(
+    graph, ada_conversation, token_client, payload, field
+):
     response = token_client.post(URL, payload, format="json")
     assert response.status_code == 400
     assert field in response.json()
@@ -113,9 +117,21 @@ def test_malformed_json_is_a_400(graph, ada_conversation, token_client):
     ("script", "status", "code", "meta_code", "reason_part"),
     [
         ({"status": 400, "code": 551}, 422, "recipient_unreachable", 551, "isn't available"),
-        ({"status": 400, "code": 10, "subcode": 2018278}, 422, "recipient_unreachable", 10, "outside of allowed window"),
+        (
+            {"status": 400, "code": 10, "subcode": 2018278},
+            422,
+            "recipient_unreachable",
+            10,
+            "outside of allowed window",
+        ),
         ({"status": 401, "code": 190}, 502, "invalid_page_token", 190, "access token"),
-        ({"status": 400, "code": 100, "message": "(#100) Param is invalid"}, 502, "delivery_failed", 100, "Param is invalid"),
+        (
+            {"status": 400, "code": 100, "message": "(#100) Param is invalid"},
+            502,
+            "delivery_failed",
+            100,
+            "Param is invalid",
+        ),
         ({"status": 500}, 503, "facebook_unavailable", 2, "retry your request later"),
     ],
 )
@@ -160,7 +176,8 @@ def test_long_text_is_split_and_the_first_part_id_returned(graph, ada_conversati
 def test_the_endpoint_is_throttled(graph, ada_conversation, token_client, monkeypatch):
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"messenger_send": "2/min"})
     statuses = [
-        token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json").status_code for _ in range(3)
+        token_client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json").status_code
+        for _ in range(3)
     ]
     assert statuses == [200, 200, 429]
     assert len(graph.calls(kind="message")) == 2
@@ -181,13 +198,17 @@ def test_the_throttle_lets_sends_through_when_redis_is_down(graph, ada_conversat
 def test_schema_documents_the_endpoint_with_examples(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"]["/api/integrations/messenger/send"]["post"]
-    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/MessageSendInput")
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/MessageSendInput"
+    )
     assert {"200", "400", "401", "403", "422", "429", "502", "503"} <= set(operation["responses"])
     assert operation["requestBody"]["content"]["application/json"]["examples"]
     assert client.get("/api/docs/").status_code == 200
 
 
-def test_outside_messengers_window_is_a_422_outside_window_before_asking_meta(graph, ada_conversation, token_client):
+def test_outside_messengers_window_is_a_422_outside_window_before_asking_meta(
+    graph, ada_conversation, token_client
+):
     ada_conversation.person_last_wrote_at = timezone.now() - timedelta(days=8)
     ada_conversation.save(update_fields=["person_last_wrote_at"])
 

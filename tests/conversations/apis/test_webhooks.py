@@ -1,15 +1,16 @@
 """The Messenger webhook over HTTP: Meta's documented payloads in, rows and reply jobs out."""
+
 import json
 import logging
 from datetime import UTC, datetime
 
 import pytest
 
-from conversations.models import Conversation, Message
 from conversations.apis.webhooks import _log_missing_app_secret
+from conversations.models import Conversation, Message
 from devtools.webhook import PAGE_ID, PSID, WEBHOOK_PATH, post_signed, signature, text_message
-from tests.messenger.fixtures import fixture
 from tests.jobs import queued_reply_jobs
+from tests.messenger.fixtures import fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -40,7 +41,8 @@ def outgoing(*, mid: str, sent_at_ms: int) -> Message:
 @pytest.mark.parametrize("path", [WEBHOOK_PATH, WEBHOOK_PATH + "/"])
 def test_handshake_echoes_the_challenge_as_plain_text(client, path):
     response = client.get(
-        path, {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1158201444"}
+        path,
+        {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1158201444"},
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -92,8 +94,10 @@ def test_without_an_app_secret_every_post_is_refused_and_logged_once(client, set
     settings.FACEBOOK_APP_SECRET = ""
     _log_missing_app_secret.cache_clear()
     with caplog.at_level(logging.ERROR, logger="conversations.apis.webhooks"):
-        responses = [post_signed(client, fixture("text_message"), **{"X-Hub-Signature-256": "sha256=" + "0" * 64})
-                     for _ in range(3)]
+        responses = [
+            post_signed(client, fixture("text_message"), **{"X-Hub-Signature-256": "sha256=" + "0" * 64})
+            for _ in range(3)
+        ]
     assert [response.status_code for response in responses] == [403] * 3
     assert not Message.objects.exists()
     assert caplog.text.count("FACEBOOK_APP_SECRET is not set") == 1
@@ -307,8 +311,17 @@ def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten_and_the_noti
         b"\xff\xfe\x00garbage",
         b"[" * 100_000,
     ],
-    ids=["not-json", "empty", "array", "no-entry", "entry-not-list", "entry-not-object", "not-page",
-         "invalid-utf8", "deeply-nested"],
+    ids=[
+        "not-json",
+        "empty",
+        "array",
+        "no-entry",
+        "entry-not-list",
+        "entry-not-object",
+        "not-page",
+        "invalid-utf8",
+        "deeply-nested",
+    ],
 )
 def test_signed_bodies_that_are_not_envelopes_are_rejected_with_400(client, body):
     response = post_signed(client, body)
@@ -323,7 +336,12 @@ def test_garbage_events_are_skipped_and_the_rest_of_the_batch_is_stored(client):
         "garbage",
         {"sender": {"id": PSID}},
         {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "message": {"text": "no mid"}},
-        {"sender": {"id": "\u0000" * 3}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "message": {"mid": "m_x"}},
+        {
+            "sender": {"id": "\u0000" * 3},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1,
+            "message": {"mid": "m_x"},
+        },
         {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "message": {"mid": "m" * 300}},
         {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "optin": {"ref": "x"}},
         *payload["entry"][0]["messaging"],

@@ -1,4 +1,5 @@
 """GET /metrics: Prometheus's text format, for a bearer METRICS_TOKEN or a staff session only."""
+
 import uuid
 
 import pytest

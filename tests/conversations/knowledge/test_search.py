@@ -1,13 +1,14 @@
 """conversations.knowledge on PostgreSQL: the right article for the way people write, nothing for
 nonsense, and a reply that records what it was given or what the knowledge base lacks."""
+
 import logging
 
 import pytest
 from django.test import TestCase
 
 from conversations.knowledge import search
-from conversations.knowledge.services import knowledge_article_save
 from conversations.knowledge.search import knowledge_relevant, knowledge_search
+from conversations.knowledge.services import knowledge_article_save
 from conversations.models import KnowledgeArticle, Message, UnansweredQuestion
 from conversations.prompts import NO_KNOWLEDGE
 from conversations.services.conversations import conversation_get_or_create
@@ -138,7 +139,9 @@ def conversation(graph, groq, redis_conn):
 
 def answer(conversation, *texts: str) -> Message:
     waiting = [
-        Message.objects.create(conversation=conversation, role=Message.Role.CLIENT, text=text, status="received")
+        Message.objects.create(
+            conversation=conversation, role=Message.Role.CLIENT, text=text, status="received"
+        )
         for text in texts
     ]
     reply_produce(message_id=waiting[-1].pk, final_attempt=True)

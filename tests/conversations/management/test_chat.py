@@ -1,4 +1,5 @@
 """manage.py chat, run as an operator runs it: piped and in a terminal, through the Groq stand-in."""
+
 import os
 import pty
 import select
@@ -38,7 +39,10 @@ def test_piped_lines_get_one_answer_each_stored_under_the_console_channel(groq_s
     assert result.stdout == "Monday to Friday, 10-18.\nYes, we do!\n"
     conversation = ChannelIdentity.objects.get(channel="console", external_id="ops").conversation
     assert [(m.role, m.status) for m in conversation.messages.order_by("id")] == [
-        ("client", "answered"), ("ai", "sent"), ("client", "answered"), ("ai", "sent")
+        ("client", "answered"),
+        ("ai", "sent"),
+        ("client", "answered"),
+        ("ai", "sent"),
     ]
     # Answered like a Messenger message: the second prompt holds the first exchange.
     assert "user: What are your opening hours?" in groq_service_standin.calls()[1]["prompt"]
@@ -49,7 +53,10 @@ def test_without_a_groq_key_it_says_so_in_one_line(groq_service_standin):
     result = chat(groq_service_standin.url, stdin="hi\n", GROQ_API_KEY="")
 
     assert result.returncode == 1
-    assert result.stderr == "CommandError: GROQ_API_KEY is not set: the console needs the LLM (set it in .env).\n"
+    assert (
+        result.stderr
+        == "CommandError: GROQ_API_KEY is not set: the console needs the LLM (set it in .env).\n"
+    )
 
 
 def test_an_llm_failure_is_one_line_and_the_message_is_marked_failed(groq_service_standin):

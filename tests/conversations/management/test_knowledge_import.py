@@ -1,4 +1,5 @@
 """manage.py knowledge_import: Markdown files and folders in, one article each, bad files told apart."""
+
 import os
 import subprocess
 import sys

@@ -6,11 +6,12 @@ import uuid
 import pytest
 from django.core.management import execute_from_command_line
 
-from conversations.models import Message
 from conversations import payloads
+from conversations.models import Message
 from conversations.services.inbound import inbound_events_store
 from conversations.services.replies import reply_produce
 from devtools.processes import BASE_DIR
+from devtools.standins.server import closed_port_url
 from devtools.webhook import postback
 from messenger.parser import parse_webhook
 from messenger.profile import (
@@ -19,7 +20,6 @@ from messenger.profile import (
     messenger_profile_parse,
     messenger_profile_validate,
 )
-from devtools.standins.server import closed_port_url
 
 EXAMPLE = BASE_DIR / "docs" / "messenger_profile.example.json"
 GREETING = "Hi {{user_first_name}}! Ask us anything."
@@ -193,7 +193,10 @@ def test_show_reads_ice_breakers_set_in_metas_older_format(graph, capsys):
             "5 questions; Meta allows at most 4",
         ),
         (
-            {"get_started": {"payload": "GET_STARTED"}, "ice_breakers": ice_breakers(5)[0]["call_to_actions"]},
+            {
+                "get_started": {"payload": "GET_STARTED"},
+                "ice_breakers": ice_breakers(5)[0]["call_to_actions"],
+            },
             "5 questions; Meta allows at most 4",
         ),
         ({"greeting": [{"locale": "default", "text": "x" * 161}]}, "161 characters; Meta allows at most 160"),

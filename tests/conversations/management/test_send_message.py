@@ -27,7 +27,9 @@ def test_prints_the_message_id_and_exits_0(graph, ada_conversation, capsys):
     message = ada_conversation.messages.get()
     assert capsys.readouterr().out.strip() == message.external_id
     assert (message.role, message.status, message.text) == ("staff", "sent", "Your order shipped.")
-    assert [call["json"]["message"]["text"] for call in graph.calls(kind="message")] == ["Your order shipped."]
+    assert [call["json"]["message"]["text"] for call in graph.calls(kind="message")] == [
+        "Your order shipped."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -41,8 +43,9 @@ def test_prints_the_message_id_and_exits_0(graph, ada_conversation, capsys):
         ((PSID, "   "), None, "text: This field may not be blank."),
     ],
 )
-
-def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(graph, ada_conversation, capsys, args, script, reason_part):
+def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(
+    graph, ada_conversation, capsys, args, script, reason_part
+):
     if script:
         graph.script([{"on": "message", **script}])
 

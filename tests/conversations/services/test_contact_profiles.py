@@ -1,5 +1,6 @@
 """People's names: fetched once after their first message, a refusal remembered for a week, the
 first name given to the LLM; never a cost per message."""
+
 from datetime import timedelta
 
 import pytest
@@ -14,15 +15,19 @@ from conversations.services.conversations import (
 )
 from conversations.services.inbound import inbound_events_store
 from conversations.services.replies import reply_produce
-from messenger.parser import parse_webhook
 from devtools.webhook import text_message
+from messenger.parser import parse_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PSID = "7395028461739201"
 
 
 def profile_jobs() -> list[int]:
-    return [job.kwargs["contact_id"] for job in get_queue().get_jobs() if job.func_name.endswith("profile_fetch_run")]
+    return [
+        job.kwargs["contact_id"]
+        for job in get_queue().get_jobs()
+        if job.func_name.endswith("profile_fetch_run")
+    ]
 
 
 def deliver(mid: str, psid: str = PSID) -> None:

@@ -1,4 +1,5 @@
 """A person deletes their own data from Messenger: ask, confirm or cancel, deleted, told once."""
+
 import uuid
 
 import pytest

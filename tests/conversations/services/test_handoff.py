@@ -1,5 +1,6 @@
 """Handing a person over to staff: the model's handoff_to_human call, the "Talk to a person" button,
 and what staff see and receive. The reply job runs in-process against the stand-ins."""
+
 import pytest
 from django.conf import settings
 from django.utils import timezone
@@ -9,6 +10,7 @@ from conversations.llm import HANDOFF_TOOL, NO_REASON
 from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_resume, conversation_get_or_create
 from conversations.services.replies import reply_produce
+from messenger.errors import TransientDeliveryError
 
 pytestmark = pytest.mark.django_db
 PSID = "7395028461739201"
@@ -22,7 +24,11 @@ def conversation(graph, groq, redis_conn, settings):
 
 def ask(conversation, text: str = "I want to talk to a human", **details) -> Message:
     message = Message.objects.create(
-        conversation=conversation, role=Message.Role.CLIENT, text=text, status=Message.Status.RECEIVED, details=details
+        conversation=conversation,
+        role=Message.Role.CLIENT,
+        text=text,
+        status=Message.Status.RECEIVED,
+        details=details,
     )
     reply_produce(message_id=message.pk, final_attempt=True)
     conversation.refresh_from_db()
@@ -62,7 +68,9 @@ def test_the_models_handoff_pauses_the_bot_tells_the_person_and_alerts_staff(
     assert message.status == Message.Status.ANSWERED
     [alert] = queued_alerts()
     assert (alert["kind"], alert["reason"], alert["conversation_id"]) == (
-        "handoff", "Wants a refund for a broken vase", conversation.pk
+        "handoff",
+        "Wants a refund for a broken vase",
+        conversation.pk,
     )
     [record] = Handoff.objects.all()  # kept for the dashboard after the wait ends
     assert (record.conversation, record.trigger) == (conversation, Handoff.Trigger.MODEL)
@@ -79,7 +87,9 @@ def test_a_paused_bot_makes_no_more_llm_calls(conversation, groq, graph):
     assert sent(graph) == [settings.HANDOFF_MESSAGE]
 
 
-@pytest.mark.parametrize("arguments", ["{not json", {"why": "no reason key"}, {"reason": "   "}, {"reason": 42}])
+@pytest.mark.parametrize(
+    "arguments", ["{not json", {"why": "no reason key"}, {"reason": "   "}, {"reason": 42}]
+)
 def test_a_handoff_with_bad_arguments_still_hands_over(conversation, groq, graph, arguments):
     groq.script([handoff_call(arguments)])
 
@@ -90,7 +100,9 @@ def test_a_handoff_with_bad_arguments_still_hands_over(conversation, groq, graph
 
 
 def test_text_and_a_handoff_together_send_the_text_then_the_handoff_message(conversation, groq, graph):
-    groq.script([{"text": "Our returns window is 30 days.", **handoff_call({"reason": "Return outside 30 days"})}])
+    groq.script(
+        [{"text": "Our returns window is 30 days.", **handoff_call({"reason": "Return outside 30 days"})}]
+    )
 
     ask(conversation, "can i return something from march")
 
@@ -108,7 +120,9 @@ def test_an_unknown_tool_is_ignored_and_the_text_answers(conversation, groq, gra
     assert "The model called a tool that was not offered: 'delete_all_orders'" in caplog.text
 
 
-@pytest.mark.parametrize("payload", [{"postback_payload": "HUMAN_AGENT"}, {"quick_reply_payload": "HUMAN_AGENT"}])
+@pytest.mark.parametrize(
+    "payload", [{"postback_payload": "HUMAN_AGENT"}, {"quick_reply_payload": "HUMAN_AGENT"}]
+)
 def test_the_talk_to_a_person_button_hands_over_without_the_llm(conversation, groq, graph, payload):
     ask(conversation, "Talk to a person", **payload)
 
@@ -126,7 +140,7 @@ def test_the_handoff_message_is_sent_on_a_retry_although_the_bot_is_paused(conve
         conversation=conversation, role=Message.Role.CLIENT, text="help", status=Message.Status.RECEIVED
     )
 
-    with pytest.raises(Exception):  # transient: RQ retries the job
+    with pytest.raises(TransientDeliveryError):  # RQ retries the job
         reply_produce(message_id=message.pk, final_attempt=False)
     reply_produce(message_id=message.pk, final_attempt=True)
 

@@ -1,4 +1,5 @@
 """conversations.services.inbound where real commits matter: races, echoes, Redis outages."""
+
 import json
 import threading
 
@@ -10,12 +11,12 @@ from django.test import Client
 from conversations.models import Message
 from conversations.selectors import NOTICE_PENDING
 from conversations.services.inbound import inbound_events_store
+from devtools.processes import free_port, start_web
+from devtools.webhook import PSID, WEBHOOK_PATH, post_signed, signature, text_message
 from messenger.graph import OUR_METADATA_MARKER
 from messenger.parser import parse_webhook
-from devtools.webhook import PSID, WEBHOOK_PATH, post_signed, signature, text_message
-from tests.messenger.fixtures import fixture
 from tests.jobs import queued_reply_jobs
-from devtools.processes import free_port, start_web
+from tests.messenger.fixtures import fixture
 from tests.processes import process_environment
 
 pytestmark = pytest.mark.postgres

@@ -1,4 +1,5 @@
 """conversations.services.ratelimit against the real Redis: a sliding window per sender, one notice, fail-open."""
+
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +21,9 @@ def limit_of_ten(settings, redis_conn):
 
 def _received(conversation, count: int) -> list[Message]:
     return [
-        Message.objects.create(conversation=conversation, role=Message.Role.CLIENT, status=Message.Status.RECEIVED)
+        Message.objects.create(
+            conversation=conversation, role=Message.Role.CLIENT, status=Message.Status.RECEIVED
+        )
         for _ in range(count)
     ]
 

@@ -12,8 +12,8 @@ from rq.job import Job, JobStatus
 
 from conversations.llm import TransientLLMError
 from conversations.models import Message
-from conversations.services.ratelimit import NOTICE_TEXT
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
+from conversations.services.ratelimit import NOTICE_TEXT
 from conversations.services.replies import (
     APOLOGY_TEXT,
     ATTACHMENT_REPLY_TEXT,
@@ -23,8 +23,8 @@ from conversations.services.replies import (
     reply_schedule,
 )
 from devtools.processes import wait_for
-from messenger.errors import TransientDeliveryError
 from devtools.standins.groq import echo_answer
+from messenger.errors import TransientDeliveryError
 
 pytestmark = pytest.mark.django_db
 PAGE_ID = "104728561934527"

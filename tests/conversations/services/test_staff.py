@@ -4,9 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from conversations.models import Message, SystemPrompt
+from conversations.models import ChannelIdentity, Message, SystemPrompt
 from conversations.selectors import system_prompt_current
-from conversations.models import ChannelIdentity
 from conversations.services.staff import staff_message_send, system_prompt_update
 from messenger.errors import OutsideWindowError, RecipientUnreachableError, TransientDeliveryError
 from messenger.graph import OUR_METADATA_MARKER
@@ -36,7 +35,9 @@ def test_staff_message_is_sent_stored_and_pauses_the_bot(graph, ada_conversation
 
 
 def test_staff_message_answers_what_was_waiting(graph, ada_conversation):
-    waiting = Message.objects.create(conversation=ada_conversation, role="client", status="received", text="Anyone?")
+    waiting = Message.objects.create(
+        conversation=ada_conversation, role="client", status="received", text="Anyone?"
+    )
 
     staff_message_send(psid=PSID, text="Yes, Maria here.")
 
@@ -45,7 +46,9 @@ def test_staff_message_answers_what_was_waiting(graph, ada_conversation):
 
 
 def test_staff_message_not_delivered_answers_nothing(graph, ada_conversation):
-    waiting = Message.objects.create(conversation=ada_conversation, role="client", status="received", text="Anyone?")
+    waiting = Message.objects.create(
+        conversation=ada_conversation, role="client", status="received", text="Anyone?"
+    )
     graph.script([{"on": "message", "status": 400, "code": 551}])
 
     with pytest.raises(RecipientUnreachableError):
@@ -74,7 +77,9 @@ def test_long_staff_message_is_split_and_sent_in_order(graph, ada_conversation):
     assert [m.text for m in ada_conversation.messages.order_by("id")] == sent
 
 
-def test_someone_who_never_wrote_through_us_gets_the_message_and_a_conversation(graph, ada_conversation, settings):
+def test_someone_who_never_wrote_through_us_gets_the_message_and_a_conversation(
+    graph, ada_conversation, settings
+):
     settings.FACEBOOK_PAGE_ID = ""  # the Page's id then comes from Graph
 
     [message] = staff_message_send(psid="999", text="Hello from the shop")
@@ -117,8 +122,12 @@ def test_after_24_hours_it_goes_with_the_human_agent_tag_when_allowed(graph, ada
     assert (call["json"]["messaging_type"], call["json"]["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
 
 
-@pytest.mark.parametrize(("hours_ago", "tag", "reason"), [(30, False, "HUMAN_AGENT tag"), (24 * 8, True, "7 days")])
-def test_outside_what_meta_allows_it_is_refused_before_calling_meta(graph, ada_conversation, settings, hours_ago, tag, reason):
+@pytest.mark.parametrize(
+    ("hours_ago", "tag", "reason"), [(30, False, "HUMAN_AGENT tag"), (24 * 8, True, "7 days")]
+)
+def test_outside_what_meta_allows_it_is_refused_before_calling_meta(
+    graph, ada_conversation, settings, hours_ago, tag, reason
+):
     settings.FACEBOOK_HUMAN_AGENT_TAG = tag
     _person_wrote(ada_conversation, hours_ago)
 
