@@ -12,12 +12,9 @@ from pathlib import Path
 import environ
 import redis
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+from config.env import BASE_DIR, env
 
-env = environ.Env()
-if (BASE_DIR / ".env").exists():  # optional: the environment alone is enough
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env.bool("DEBUG", default=False)
 
