@@ -39,6 +39,8 @@ class Env(environ.Env):
 
 def dotenv_load(path: Path) -> None:
     """Set each variable `path` gives a value that the environment does not already set."""
+    if not path.is_file():
+        return  # optional: the environment alone is enough
     values: dict[str, str] = {}
 
     class _Capture(environ.Env):
