@@ -11,7 +11,7 @@ from django_rq import get_queue
 from rq.job import Job, JobStatus
 
 from conversations.llm import TransientLLMError
-from conversations.models import Message
+from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.ratelimit import NOTICE_TEXT
 from conversations.services.replies import (
@@ -160,6 +160,46 @@ def test_a_split_reply_resumes_at_the_first_part_not_sent(services, conversation
     assert len(groq.calls()) == 1
     assert [text[0] for text in sent_texts(graph)] == ["A", "B", "C"]
     assert list(Message.objects.filter(role=Message.Role.AI).values_list("status", flat=True)) == ["sent"] * 3
+
+
+# What the model may write that PostgreSQL cannot store, and what is stored instead.
+UNSTORABLE = [
+    pytest.param("Open\x00 until 18:00.", "Open until 18:00.", id="nul"),
+    pytest.param("Open until 18:00 \ud83d.", "Open until 18:00 \ufffd.", id="lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize(("written", "stored"), UNSTORABLE)
+def test_an_unstorable_character_in_the_answer_is_cleaned_and_the_reply_sent(
+    services, conversation, written, stored
+):
+    graph, groq = services
+    groq.script([{"text": written}])
+    message = client_message(conversation)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert sent_texts(graph) == [stored]
+    reply = Message.objects.get(role=Message.Role.AI)
+    assert (reply.text, reply.status) == (stored, Message.Status.SENT)
+    message.refresh_from_db()
+    assert message.status == Message.Status.ANSWERED
+
+
+@pytest.mark.parametrize(("written", "stored"), UNSTORABLE)
+def test_an_unstorable_character_in_the_handoff_reason_is_cleaned_and_the_handoff_recorded(
+    services, conversation, settings, written, stored
+):
+    graph, groq = services
+    groq.script([{"tool_calls": [{"name": "handoff_to_human", "arguments": {"reason": written}}]}])
+    message = client_message(conversation)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert Handoff.objects.get().reason == stored
+    conversation.refresh_from_db()
+    assert (conversation.bot_active, conversation.handoff_reason) == (False, stored)
+    assert sent_texts(graph) == [settings.HANDOFF_MESSAGE]
 
 
 def test_a_transient_llm_error_is_raised_for_rq_to_retry(services, conversation):
