@@ -59,6 +59,10 @@ MESSENGER_ICE_BREAKERS = env.str("MESSENGER_ICE_BREAKERS", default="[]")
 GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
 GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
 LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
+# The prompt's budget, in characters (conversations.prompts): each message's text at most the
+# first, the whole prompt at most the second, history cut oldest first. Stored messages stay whole.
+LLM_MESSAGE_MAX_CHARS = env.int("LLM_MESSAGE_MAX_CHARS", default=4000)
+LLM_PROMPT_MAX_CHARS = env.int("LLM_PROMPT_MAX_CHARS", default=48000)
 # Replies (conversations.services.replies): RQ's retry intervals for transient failures (their
 # count is the number of retries), and the recovery sweep's period and grace period.
 REPLY_RETRY_INTERVALS = [

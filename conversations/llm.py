@@ -24,6 +24,7 @@ import groq
 from django.conf import settings
 
 from conversations.insights.metrics import LLM_LATENCY
+from conversations.text import text_storable
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
         raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
     if content is not None and not isinstance(content, str):
         raise PermanentLLMError(_UNEXPECTED_RESPONSE)
-    text = (content or "").strip()
+    # Made storable here, so a NUL the model writes cannot fail the reply that stores it.
+    text = text_storable(content or "").strip()
     handoff_reason = _handoff_reason(tool_calls)
     if not text and handoff_reason is None:
         raise TransientLLMError(
@@ -164,7 +166,9 @@ def _handoff_reason(tool_calls: list[Any]) -> str | None:
         except (TypeError, ValueError):
             arguments = {}
         reason = arguments.get("reason") if isinstance(arguments, dict) else None
-        return (reason.strip()[:_REASON_MAX_CHARS] if isinstance(reason, str) else "") or NO_REASON
+        if not isinstance(reason, str):
+            return NO_REASON
+        return text_storable(reason).strip()[:_REASON_MAX_CHARS] or NO_REASON
     return None
 
 

@@ -1,20 +1,44 @@
-"""The one-string prompt the LLM gets, and text that cannot fake its sections:
+"""The one-string prompt the LLM gets, within its budget, and text that cannot fake its sections:
 <SYSTEM>, <KNOWLEDGE>, <HISTORY>, <CURRENT_USER_QUERY>.
 
 Pure functions over messages and articles; nothing here reads the database.
+
+The budget (see prompt_build): each message's text is cut to `message_max_chars`, and the
+prompt as a whole to `max_chars`, filled in order of importance: the system prompt, the
+knowledge, the current query, then as much history as is left, newest first.
+
+Section tags are defused in each section's assembled text, after text_normalise, so a tag
+split across two messages, written in fullwidth characters, with zero-width characters inside
+or as HTML entities is defused like a plain one.
 """
 
+import functools
+import logging
 import re
+import sys
+import unicodedata
 from collections.abc import Iterable
 
 from conversations.models import KnowledgeArticle, Message
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ("SYSTEM", "KNOWLEDGE", "HISTORY", "CURRENT_USER_QUERY")
 NO_KNOWLEDGE = "No article of the business matches this message."
 # Characters of text worth giving of an article cut to fit KNOWLEDGE_MAX_CHARS.
 _KNOWLEDGE_MIN_CUT = 200
-# Any spelling a model might read as one of our tags: any case, inner spaces, attributes.
-_SECTION_TAG = re.compile(r"<(\s*/?\s*(?:{})\b[^<>]*)>".format("|".join(SECTIONS)), re.IGNORECASE)
+# Put in the middle of a text cut to fit: the model learns it did not read all of it.
+_CUT_NOTE = "\n[… {chars:,} characters in all: the middle is left out …]\n"
+# The angle brackets as written, or as HTML entities (which a model reads as brackets too).
+_OPEN = r"<|&(?:amp;)*(?:lt|\#0*60|\#x0*3c);?"
+_CLOSE = r">|&(?:amp;)*(?:gt|\#0*62|\#x0*3e);?"
+# Any spelling a model might read as one of our tags: any case, inner spaces and slashes,
+# attributes, and an opening bracket never closed (it could close in the text that follows).
+_SECTION_TAG = re.compile(
+    rf"(?P<open>{_OPEN})(?P<name>[\s/\\]*(?:{'|'.join(SECTIONS)})\b)"
+    rf"(?P<rest>(?:(?!{_OPEN}|{_CLOSE}).)*)(?P<close>{_CLOSE})?",
+    re.IGNORECASE | re.DOTALL,
+)
 
 ROLE_LABELS = {
     Message.Role.CLIENT: "user",
@@ -35,23 +59,47 @@ _ATTACHMENT_NAMES = {
 _SENDER_NAMES = {Message.Role.CLIENT: "the user", Message.Role.STAFF: "staff"}
 
 
+def text_normalise(text: str) -> str:
+    """`text` as the LLM reads it: without format characters (Unicode category Cf: zero-width
+    characters, direction marks, invisible tag characters), then in NFKC (fullwidth `＜`
+    becomes `<`), so that no disguise hides a section tag from text_neutralise."""
+    return unicodedata.normalize("NFKC", text.translate(_format_characters()))
+
+
 def text_neutralise(text: str) -> str:
-    """`text` with every section tag defused (`<SYSTEM>` becomes `‹SYSTEM›`): it cannot open or close one."""
-    return _SECTION_TAG.sub(r"‹\1›", text)
+    """`text` normalised, with every section tag defused: `<SYSTEM>` and `&lt;SYSTEM&gt;` become
+    `‹SYSTEM›`, and a `<SYSTEM` never closed becomes `‹SYSTEM`, so no `>` after it can close it."""
+    return _tags_defuse(text_normalise(text))
 
 
 def section_tags(text: str) -> list[str]:
-    """The section tags in `text`, in any spelling text_neutralise defuses."""
-    return [match.group(0) for match in _SECTION_TAG.finditer(text)]
+    """The section tags in `text` (normalised), in any spelling text_neutralise defuses."""
+    return [
+        match.group(0) if match["close"] else match["open"] + match["name"]
+        for match in _SECTION_TAG.finditer(text_normalise(text))
+    ]
 
 
-def message_render(message: Message) -> str:
-    """The message's text and a short description of each attachment, neutralised."""
+def text_cut(text: str, *, max_chars: int) -> str:
+    """`text` within `max_chars`: its beginning and its end, with _CUT_NOTE between them."""
+    if len(text) <= max_chars:
+        return text
+    note = _CUT_NOTE.format(chars=len(text))
+    keep = max_chars - len(note)
+    if keep < 2:
+        return text[: max(max_chars, 0)]
+    tail = keep // 2
+    return text[: keep - tail] + note + text[-tail:]
+
+
+def message_render(message: Message, *, max_chars: int) -> str:
+    """The message's text and a short description of each attachment, normalised and cut to `max_chars`."""
     sender = _SENDER_NAMES.get(message.role, "the page")
     descriptions = [
         f"[{sender} sent {_attachment_name(attachment)}]" for attachment in message.attachments or []
     ]
-    return text_neutralise("\n".join(filter(None, [message.text.strip(), *descriptions])))
+    text = text_normalise("\n".join(filter(None, [message.text.strip(), *descriptions])))
+    return text_cut(text, max_chars=max_chars)
 
 
 def prompt_build(
@@ -61,22 +109,67 @@ def prompt_build(
     history: Iterable[Message],
     query: Iterable[Message],
     knowledge_max_chars: int,
+    message_max_chars: int,
+    max_chars: int,
     person_first_name: str = "",
 ) -> str:
-    """The whole prompt: the system prompt (and the person's first name, when known), the
-    articles best first, history oldest first (one labelled entry per message), then the
-    query's messages."""
-    history_lines = [_history_entry(message) for message in history]
-    query_text = "\n\n".join(message_render(message) for message in query)
+    """The whole prompt, at most `max_chars` long: the system prompt (and the person's first
+    name, when known), the articles best first, history oldest first (one labelled entry per
+    message), then the query's messages.
+
+    Each message is cut to `message_max_chars` (text_cut). Then each part takes what it needs of
+    what is left, in this order: the system prompt, the knowledge (at most `knowledge_max_chars`),
+    the query, and the history, newest entry first, so the oldest entries are left out. The query
+    is always left at least one message's worth; a query longer than what is left (many messages
+    waiting) is cut as one text, like a message: its beginning and its end are kept.
+    """
     system = system_prompt.strip()
     if person_first_name.strip():
         system += f"\n\nThe person's first name is {' '.join(person_first_name.split())}."
-    return (
-        f"<SYSTEM>\n{text_neutralise(system)}\n</SYSTEM>\n"
-        f"<KNOWLEDGE>\n{_knowledge_text(knowledge, max_chars=knowledge_max_chars)}\n</KNOWLEDGE>\n"
-        f"<HISTORY>\n{chr(10).join(filter(None, history_lines))}\n</HISTORY>\n"
-        f"<CURRENT_USER_QUERY>\n{query_text}\n</CURRENT_USER_QUERY>"
+    query_text = "\n\n".join(
+        filter(None, (message_render(message, max_chars=message_max_chars) for message in query))
     )
+    left = max_chars - _FRAME_CHARS
+    reserved = min(len(query_text), message_max_chars)
+    system = _system_text(text_normalise(system), max_chars=left - reserved)
+    left -= len(system)
+    knowledge_text = _knowledge_text(knowledge, max_chars=min(knowledge_max_chars, left - reserved))
+    left -= len(knowledge_text)
+    query_text = text_cut(query_text, max_chars=left)
+    left -= len(query_text)
+    history_text = _history_text(history, message_max_chars=message_max_chars, max_chars=left)
+    # Defused only now, assembled from normalised parts: a tag split across two messages is whole here.
+    return _sections(
+        system=_tags_defuse(system),
+        knowledge=_tags_defuse(knowledge_text),
+        history=_tags_defuse(history_text),
+        query=_tags_defuse(query_text),
+    )
+
+
+def _sections(*, system: str, knowledge: str, history: str, query: str) -> str:
+    return (
+        f"<SYSTEM>\n{system}\n</SYSTEM>\n"
+        f"<KNOWLEDGE>\n{knowledge}\n</KNOWLEDGE>\n"
+        f"<HISTORY>\n{history}\n</HISTORY>\n"
+        f"<CURRENT_USER_QUERY>\n{query}\n</CURRENT_USER_QUERY>"
+    )
+
+
+# What the sections' own tags take of the budget.
+_FRAME_CHARS = len(_sections(system="", knowledge="", history="", query=""))
+
+
+def _system_text(system: str, *, max_chars: int) -> str:
+    max_chars = max(max_chars, 0)
+    if len(system) > max_chars:
+        # Staff's instructions are not read whole: they should know.
+        logger.warning(
+            "The system prompt has %d characters, more than LLM_PROMPT_MAX_CHARS leaves it: cut to %d",
+            len(system),
+            max_chars,
+        )
+    return text_cut(system, max_chars=max_chars)
 
 
 def _knowledge_text(articles: Iterable[KnowledgeArticle], *, max_chars: int) -> str:
@@ -86,22 +179,55 @@ def _knowledge_text(articles: Iterable[KnowledgeArticle], *, max_chars: int) -> 
     """
     entries, left = [], max_chars
     for article in articles:
-        entry = text_neutralise(f"## {article.title.strip()}\n{article.body.strip()}")
+        entry = text_normalise(f"## {article.title.strip()}\n{article.body.strip()}")
         if len(entry) > left:
             if left < len(article.title) + _KNOWLEDGE_MIN_CUT:
                 break
             entry = entry[: left - 1].rstrip() + "…"
         entries.append(entry)
         left -= len(entry) + 2  # and the blank line before the next one
-    return "\n\n".join(entries) or NO_KNOWLEDGE
+    if entries:
+        return "\n\n".join(entries)
+    return NO_KNOWLEDGE if len(NO_KNOWLEDGE) <= max_chars else ""
 
 
-def _history_entry(message: Message) -> str:
-    text = message_render(message)
+def _history_text(history: Iterable[Message], *, message_max_chars: int, max_chars: int) -> str:
+    """The newest entries of `history` that fit in `max_chars` together, oldest first.
+
+    Entries are whole or left out: from the first one that does not fit, older ones are left out too.
+    """
+    entries, left = [], max_chars
+    for message in reversed(list(history)):
+        entry = _history_entry(message, max_chars=message_max_chars)
+        if not entry:
+            continue
+        if len(entry) + 1 > left:  # and the line break before the next one
+            break
+        entries.append(entry)
+        left -= len(entry) + 1
+    return "\n".join(reversed(entries))
+
+
+def _history_entry(message: Message, *, max_chars: int) -> str:
+    text = message_render(message, max_chars=max_chars)
     if not text:
         return ""
     # Continuation lines are indented so a line of user text cannot pose as another entry.
     return f"{ROLE_LABELS.get(message.role, message.role)}: " + text.replace("\n", "\n  ")
+
+
+def _tags_defuse(text: str) -> str:
+    """`text`, normalised already, with the brackets of every section tag replaced (never longer)."""
+    return _SECTION_TAG.sub(
+        lambda match: f"‹{match['name']}{match['rest']}{'›' if match['close'] else ''}", text
+    )
+
+
+@functools.cache
+def _format_characters() -> dict[int, None]:
+    # A str.translate table deleting every Cf character; built on first use (a scan of all
+    # code points takes ~70 ms), since most processes never build a prompt.
+    return {code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"}
 
 
 def _attachment_name(attachment: object) -> str:

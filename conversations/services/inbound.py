@@ -32,6 +32,7 @@ from conversations.services.conversations import (
 )
 from conversations.services.ratelimit import rate_limit_apply
 from conversations.services.replies import reply_schedule
+from conversations.text import text_storable
 from messenger.events import (
     Attachment,
     DeliveryEvent,
@@ -46,8 +47,6 @@ from messenger.graph import OUR_METADATA_MARKER
 
 logger = logging.getLogger(__name__)
 
-# PostgreSQL refuses NUL in text and lone UTF-16 surrogates (which JSON can smuggle in).
-_SURROGATES = re.compile("[\ud800-\udfff]")
 # Meta's ids are short printable ASCII; anything else cannot be one (nor fit the columns).
 _ID = re.compile(r"[!-~]+")
 _ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
@@ -134,7 +133,7 @@ def _client_message(event: MessageEvent | PostbackEvent) -> Message:
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
         external_id=_id(event.mid, kind="mid") if event.mid else None,
-        text=_storable_text(text or ""),
+        text=text_storable(text or ""),
         attachments=_storable_json(attachments),
         details=_storable_json({key: value for key, value in details.items() if value is not None}),
         reply_to=_message_by_mid(mid=reply_to_mid),
@@ -168,7 +167,7 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         role=Message.Role.STAFF,
         status=Message.Status.SENT,
         external_id=_id(event.mid, kind="mid"),
-        text=_storable_text(event.text or ""),
+        text=text_storable(event.text or ""),
         attachments=_storable_json([_attachment_json(attachment) for attachment in event.attachments]),
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
@@ -198,7 +197,7 @@ def _reaction_record(event: ReactionEvent) -> None:
     reaction = (event.emoji or event.reaction or "") if event.action == "react" else ""
     Message.objects.filter(
         external_id=_id(event.mid, kind="mid"), conversation__identity__in=_identity(event=event)
-    ).update(reaction=_storable_text(reaction)[:_REACTION_LENGTH])
+    ).update(reaction=text_storable(reaction)[:_REACTION_LENGTH])
 
 
 def _referral_ignore(event: ReferralEvent) -> None:
@@ -282,20 +281,16 @@ def _id(value: str, *, kind: str) -> str:
     return value
 
 
-def _storable_text(text: str) -> str:
-    return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
-
-
 def _storable_json(value: Any, depth: int = 0) -> Any:
     """`value` with every string made storable and NaN/Infinity (which JSONB refuses) dropped."""
     if depth > _RAW_MAX_DEPTH:
         return None
     if isinstance(value, str):
-        return _storable_text(value)
+        return text_storable(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {_storable_text(str(key)): _storable_json(item, depth + 1) for key, item in value.items()}
+        return {text_storable(str(key)): _storable_json(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_storable_json(item, depth + 1) for item in value]
     return value

@@ -233,6 +233,8 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
         history=history,
         query=waiting,
         knowledge_max_chars=settings.KNOWLEDGE_MAX_CHARS,
+        message_max_chars=settings.LLM_MESSAGE_MAX_CHARS,
+        max_chars=settings.LLM_PROMPT_MAX_CHARS,
     )
     completion = llm_complete(prompt=prompt)
     return ComposedReply(

@@ -143,9 +143,9 @@ def test_a_response_that_is_not_a_completion_is_permanent(groq_standin, client, 
         complete(client=client, prompt=PROMPT, model=MODEL)
 
 
-@pytest.mark.parametrize("text", ["", "   \n", None])
+@pytest.mark.parametrize("text", ["", "   \n", None, "\x00 \x00"])
 def test_an_empty_answer_is_transient(groq_standin, client, text):
-    # gpt-oss can spend its output on reasoning; a new sample usually answers.
+    # gpt-oss can spend its output on reasoning; a new sample usually answers. NULs are no answer.
     groq_standin.script([{"text": text}])
 
     with pytest.raises(TransientLLMError, match="empty answer"):

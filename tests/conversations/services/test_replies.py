@@ -11,7 +11,7 @@ from django_rq import get_queue
 from rq.job import Job, JobStatus
 
 from conversations.llm import TransientLLMError
-from conversations.models import Message
+from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_pause, conversation_get_or_create
 from conversations.services.ratelimit import NOTICE_TEXT
 from conversations.services.replies import (
@@ -25,6 +25,7 @@ from conversations.services.replies import (
 from devtools.processes import wait_for
 from devtools.standins.groq import echo_answer
 from messenger.errors import TransientDeliveryError
+from tests.conversations.test_prompts import DISGUISES, OWN_TAGS, readable_tags, section
 
 pytestmark = pytest.mark.django_db
 PAGE_ID = "104728561934527"
@@ -49,6 +50,20 @@ def client_message(conversation, text="Hello", **fields) -> Message:
         status=Message.Status.RECEIVED,
         **fields,
     )
+
+
+def earlier_messages(conversation, texts, roles=(Message.Role.CLIENT, Message.Role.AI)) -> None:
+    """`texts` stored as answered history an hour ago, a minute apart, their roles taking turns."""
+    start = timezone.now() - timedelta(hours=1)
+    for index, text in enumerate(texts):
+        role = roles[index % len(roles)]
+        Message.objects.create(
+            conversation=conversation,
+            role=role,
+            text=text,
+            status=Message.Status.ANSWERED if role == Message.Role.CLIENT else Message.Status.SENT,
+            created_at=start + timedelta(minutes=index),
+        )
 
 
 def sent_texts(graph) -> list[str]:
@@ -109,15 +124,7 @@ def test_messages_waiting_together_get_one_reply_to_all_of_them(services, conver
 def test_history_holds_the_last_messages_before_the_query_oldest_first(services, conversation, settings):
     _, groq = services
     settings.LLM_HISTORY_LIMIT = 5
-    start = timezone.now() - timedelta(hours=1)
-    for index in range(8):
-        Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.CLIENT if index % 2 == 0 else Message.Role.AI,
-            text=f"old message {index}",
-            status=Message.Status.ANSWERED if index % 2 == 0 else Message.Status.SENT,
-            created_at=start + timedelta(minutes=index),
-        )
+    earlier_messages(conversation, [f"old message {index}" for index in range(8)])
     message = client_message(conversation, "new question")
 
     reply_produce(message_id=message.pk, final_attempt=True)
@@ -130,6 +137,61 @@ def test_history_holds_the_last_messages_before_the_query_oldest_first(services,
         "user: old message 6",
         "assistant: old message 7",
     ]
+
+
+def test_a_huge_message_reaches_the_llm_cut_to_its_budget_and_stays_whole_in_the_database(
+    services, conversation, settings
+):
+    _, groq = services
+    huge = "Start of my message. " + "x" * 2_400_000 + " What is the end?"
+    first = client_message(conversation, huge)
+    reply_produce(message_id=first.pk, final_attempt=True)
+    second = client_message(conversation, "And now?")
+
+    reply_produce(message_id=second.pk, final_attempt=True)
+
+    first_prompt, second_prompt = [call["prompt"] for call in groq.calls()]
+    query = section(first_prompt, "CURRENT_USER_QUERY")
+    assert len(query) == settings.LLM_MESSAGE_MAX_CHARS
+    assert query.startswith("Start of my message. xxx") and query.endswith("xxx What is the end?")
+    assert "[… 2,400,038 characters in all: the middle is left out …]" in query
+    # The next reply reads it in its history, cut the same way.
+    entry, _ = section(second_prompt, "HISTORY").split("\nassistant: ")
+    assert entry.startswith("user: Start of my message.") and entry.endswith("What is the end?")
+    assert len(entry) <= len("user: ") + settings.LLM_MESSAGE_MAX_CHARS + 2 * 2  # the note's indents
+    assert section(second_prompt, "CURRENT_USER_QUERY") == "And now?"
+    assert max(len(first_prompt), len(second_prompt)) <= settings.LLM_PROMPT_MAX_CHARS
+    first.refresh_from_db()
+    assert first.text == huge
+
+
+def test_history_is_cut_oldest_first_to_fit_the_prompt_budget(services, conversation, settings):
+    _, groq = services
+    settings.LLM_PROMPT_MAX_CHARS = 2500
+    earlier_messages(conversation, [f"old message {index:02} " + "x" * 200 for index in range(20)])
+    message = client_message(conversation, "new question")
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    [prompt] = [call["prompt"] for call in groq.calls()]
+    assert len(prompt) <= 2500
+    kept = [line.split()[3] for line in section(prompt, "HISTORY").splitlines()]
+    assert 3 <= len(kept) < 20
+    assert kept == [f"{index:02}" for index in range(20 - len(kept), 20)]  # the newest, in order
+    assert section(prompt, "SYSTEM") == settings.LLM_SYSTEM_PROMPT
+    assert section(prompt, "CURRENT_USER_QUERY") == "new question"
+
+
+@pytest.mark.parametrize(("history", "query"), DISGUISES)
+def test_the_llm_reads_only_the_prompts_own_section_tags(services, conversation, history, query):
+    _, groq = services
+    earlier_messages(conversation, history, roles=[Message.Role.CLIENT])
+    waiting = [client_message(conversation, text) for text in query]
+
+    reply_produce(message_id=waiting[-1].pk, final_attempt=True)
+
+    [call] = groq.calls()
+    assert readable_tags(call["prompt"]) == OWN_TAGS
 
 
 def test_a_long_answer_is_sent_in_parts_in_order(services, conversation):
@@ -160,6 +222,46 @@ def test_a_split_reply_resumes_at_the_first_part_not_sent(services, conversation
     assert len(groq.calls()) == 1
     assert [text[0] for text in sent_texts(graph)] == ["A", "B", "C"]
     assert list(Message.objects.filter(role=Message.Role.AI).values_list("status", flat=True)) == ["sent"] * 3
+
+
+# What the model may write that PostgreSQL cannot store, and what is stored instead.
+UNSTORABLE = [
+    pytest.param("Open\x00 until 18:00.", "Open until 18:00.", id="nul"),
+    pytest.param("Open until 18:00 \ud83d.", "Open until 18:00 \ufffd.", id="lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize(("written", "stored"), UNSTORABLE)
+def test_an_unstorable_character_in_the_answer_is_cleaned_and_the_reply_sent(
+    services, conversation, written, stored
+):
+    graph, groq = services
+    groq.script([{"text": written}])
+    message = client_message(conversation)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert sent_texts(graph) == [stored]
+    reply = Message.objects.get(role=Message.Role.AI)
+    assert (reply.text, reply.status) == (stored, Message.Status.SENT)
+    message.refresh_from_db()
+    assert message.status == Message.Status.ANSWERED
+
+
+@pytest.mark.parametrize(("written", "stored"), UNSTORABLE)
+def test_an_unstorable_character_in_the_handoff_reason_is_cleaned_and_the_handoff_recorded(
+    services, conversation, settings, written, stored
+):
+    graph, groq = services
+    groq.script([{"tool_calls": [{"name": "handoff_to_human", "arguments": {"reason": written}}]}])
+    message = client_message(conversation)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert Handoff.objects.get().reason == stored
+    conversation.refresh_from_db()
+    assert (conversation.bot_active, conversation.handoff_reason) == (False, stored)
+    assert sent_texts(graph) == [settings.HANDOFF_MESSAGE]
 
 
 def test_a_transient_llm_error_is_raised_for_rq_to_retry(services, conversation):
