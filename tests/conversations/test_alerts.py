@@ -8,7 +8,7 @@ from django_rq import get_queue
 
 from conversations import alerts
 from conversations.alerts import AlertKind, alert_deliver, alert_raise, alert_token_works
-from conversations.services.delivery import page_token_check
+from conversations.services.delivery import page_token_check, page_token_unset_warn
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +155,25 @@ def test_a_refused_token_is_alerted_once_until_it_works_again(channels, graph):
     graph.script(default={"status": 400, "code": 190})
     page_token_check()
     assert len(queued()) == 4
+
+
+def test_without_a_token_graph_is_not_asked_and_one_warning_says_so(channels, graph, settings, caplog):
+    settings.FACEBOOK_PAGE_ACCESS_TOKEN = ""
+    page_token_unset_warn.cache_clear()
+
+    with caplog.at_level(logging.INFO, logger="conversations"):
+        for _ in range(3):  # the worker's check, every PAGE_TOKEN_CHECK_HOURS
+            page_token_check()
+
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        (
+            "WARNING",
+            "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page token is not checked and nothing can be sent "
+            "to Messenger.",
+        )
+    ]
+    assert graph.calls() == []
+    assert queued() == []  # no "token refused" alert
 
 
 def test_graph_unreachable_says_nothing_about_the_token(channels, graph, caplog):

@@ -3,12 +3,15 @@
 import os
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from conversations.knowledge.services import ArticleFileError, knowledge_file_import
+from conversations.management.base import Need, ServiceCommand
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    # Redis: every process's search is told the articles changed, through the cache.
+    needs = (Need.DATABASE, Need.REDIS)
     help = (
         "Import Markdown files, or every *.md file in folders, one article per file: the title is the "
         "first '# ' heading (else the file's name). Importing a file again updates its article."
