@@ -30,7 +30,9 @@ class Command(ServiceCommand):
                 )
             )
         try:
-            messages = staff_message_send(psid=recipient_id, text=serializer.validated_data["text"])
+            messages = staff_message_send(
+                psid=serializer.validated_data["recipient_id"], text=serializer.validated_data["text"]
+            )
         except DeliveryError as error:
             raise CommandError(f"Not delivered: {error.reason}") from error
         self.stdout.write(messages[0].external_id)
