@@ -1,4 +1,8 @@
-"""The staff's admin: the inbox (conversations, contacts, messages, the system prompt) and the knowledge base."""
+"""The staff's admin: the inbox (conversations, contacts, messages, the system prompt), the knowledge
+base, and the job queue's pages."""
 
-from conversations.admin import inbox  # noqa: F401 -- registers its ModelAdmins
-from conversations.knowledge import admin as knowledge_admin  # noqa: F401 -- likewise
+from conversations.admin import (
+    inbox,  # noqa: F401 -- registers its ModelAdmins
+    jobs,  # noqa: F401 -- puts django-rq's pages behind their permission
+)
+from conversations.knowledge import admin as knowledge_admin  # noqa: F401 -- registers its ModelAdmins

@@ -4,7 +4,8 @@ import logging
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from redis.exceptions import RedisError
-from rest_framework import serializers, status
+from rest_framework import parsers, serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -41,20 +42,29 @@ RETRY_AFTER_SECONDS = 30
 
 
 class CanSendMessages(BasePermission):
-    """Staff, or a user (an integration's account, typically) given "Can send messages"."""
+    """A user given "Can send messages" (staff or an integration's account): the admin's rule too."""
 
-    message = "Sending messages needs a staff account or the “Can send messages to contacts” permission."
+    message = "Sending messages needs the “Can send messages to contacts” permission."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
-        return bool(
-            user and user.is_authenticated and (user.is_staff or user.has_perm("conversations.send_message"))
-        )
+        return bool(user and user.is_authenticated and user.has_perm("conversations.send_message"))
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's, with JSON nested deeper than Python's recursion limit a 400 instead of a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type=media_type, parser_context=parser_context)
+        except RecursionError as error:
+            raise ParseError("JSON parse error - nested too deeply") from error
 
 
 class MessageSendInputSerializer(serializers.Serializer):
     recipient_id = serializers.RegexField(
-        r"^\d{1,64}$",
+        # ASCII digits only: \d also takes other scripts' digits (Arabic-Indic, say), no PSID.
+        r"^[0-9]{1,64}$",
         help_text="The person's page-scoped ID (PSID), as received in the webhook's sender.id.",
         error_messages={"invalid": "A PSID is a string of digits."},
     )
@@ -119,6 +129,7 @@ class SendRateThrottle(ScopedRateThrottle):
 
 
 class MessageSendApi(APIView):
+    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     permission_classes = [CanSendMessages]
     throttle_classes = [SendRateThrottle]
     throttle_scope = "messenger_send"
@@ -140,7 +151,9 @@ class MessageSendApi(APIView):
             200: MessageSendOutputSerializer,
             400: OpenApiResponse(description="Invalid input; field errors by field name."),
             401: OpenApiResponse(description="No or invalid credentials."),
-            403: OpenApiResponse(description="Authenticated, but not staff and without the send permission."),
+            403: OpenApiResponse(
+                description="Authenticated, but without the “Can send messages” permission."
+            ),
             422: OpenApiResponse(
                 DeliveryErrorSerializer,
                 description="Outside Messenger's window (`outside_window`), or Facebook says the person cannot be reached.",

@@ -3,7 +3,10 @@ was given (or, with nothing, the question it leaves for staff). Finding them is
 conversations.knowledge.search.
 """
 
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ _TITLE_MAX_CHARS = KnowledgeArticle._meta.get_field("title").max_length
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 # A message reads like a question worth an article when it asks or says this much.
 _QUESTION_MIN_WORDS = 3
+# Why a linked file or folder is not imported: a link can lead out of the folder (to a .env).
+LINK_REFUSED = "is a symbolic link; links are not followed"
 
 
 class ArticleFileError(ValueError):
@@ -72,17 +77,31 @@ def knowledge_file_import(*, path: Path, source: str, approved: bool = True) -> 
 
 
 def article_text_read(*, path: Path) -> ArticleText:
-    """The title (the first `# ` heading, else the file's name) and the text of a Markdown file."""
+    """The title (the first `# ` heading, else the file's name) and the text of a Markdown file.
+
+    Only a regular file is read, never through a symbolic link (one in a folder of articles
+    could point at the service's .env), and never more than the size cap: a FIFO would block,
+    a device or a /proc file could be endless.
+    """
     try:
-        size = path.stat().st_size
-        if size > _FILE_MAX_BYTES:
-            raise ArticleFileError(
-                f"is {size / 1_000_000:.1f} MB; an article holds at most {ARTICLE_MAX_CHARS:,} characters, "
-                "so split it into several files"
-            )
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO waits for a writer otherwise, before fstat can refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ArticleFileError(LINK_REFUSED) from error
         raise ArticleFileError(f"cannot be read ({error.strerror or error})") from error
+    with os.fdopen(fd, "rb") as file:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArticleFileError("is not a regular file")
+            raw = file.read(_FILE_MAX_BYTES + 1)
+        except OSError as error:
+            raise ArticleFileError(f"cannot be read ({error.strerror or error})") from error
+    if len(raw) > _FILE_MAX_BYTES:
+        raise ArticleFileError(
+            f"is over {_FILE_MAX_BYTES // 1000} kB; an article holds at most {ARTICLE_MAX_CHARS:,} "
+            "characters, so split it into several files"
+        )
     if b"\x00" in raw:
         raise ArticleFileError("is not a text file")
     try:

@@ -5,8 +5,10 @@ still `sending` is sent by whoever runs `outgoing_messages_send` on it next (the
 the recovery sweep). Nothing here knows about RQ; staff tools call these synchronously.
 """
 
+import functools
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -134,7 +136,11 @@ def page_token_check() -> None:
     """Ask Graph whether the Page token still works; alert staff once when it stops working.
 
     Other failures (Graph down, a timeout) say nothing about the token: one warning line.
+    With no token configured (development), Graph is not asked: one warning per process.
     """
+    if not settings.FACEBOOK_PAGE_ACCESS_TOKEN:
+        page_token_unset_warn()
+        return
     try:
         GraphClient.from_settings().page_get()
     except InvalidTokenError as error:
@@ -145,3 +151,12 @@ def page_token_check() -> None:
         logger.warning("Page token not checked: %s", error.reason)
         return
     alert_token_works()
+
+
+@functools.cache
+def page_token_unset_warn() -> None:
+    """Say once per process (cached) that there is no Page token; forked workers inherit the 'once'."""
+    logger.warning(
+        "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page token is not checked and nothing can be sent "
+        "to Messenger."
+    )

@@ -8,7 +8,10 @@ from django_rq import get_queue
 
 from conversations import alerts
 from conversations.alerts import AlertKind, alert_deliver, alert_raise, alert_token_works
-from conversations.services.delivery import page_token_check
+from conversations.llm import HANDOFF_TOOL
+from conversations.models import Message
+from conversations.services.delivery import page_token_check, page_token_unset_warn
+from conversations.services.replies import reply_produce
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +79,34 @@ def test_each_channel_is_queued_with_rqs_retries_and_keeps_nothing_once_delivere
         assert job.retries_left == len(settings.ALERT_RETRY_INTERVALS)
         assert job.retry_intervals == settings.ALERT_RETRY_INTERVALS
         assert job.result_ttl == 0
+
+
+def test_the_models_reason_reaches_the_chat_as_plain_text_not_slack_markup(
+    channels, graph, groq, ada_conversation, django_capture_on_commit_callbacks
+):
+    # The reason is the model's, written from a person's words: it must not ping or disguise links.
+    reason = "Wants <!channel> to see <https://evil.example|the refund form> & more"
+    groq.script([{"tool_calls": [{"name": HANDOFF_TOOL, "arguments": {"reason": reason}}]}])
+    message = Message.objects.create(
+        conversation=ada_conversation,
+        role=Message.Role.CLIENT,
+        text="refund!",
+        status=Message.Status.RECEIVED,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply_produce(message_id=message.pk, final_attempt=True)
+    deliver_queued()
+
+    [call] = channels.calls(kind="alert")
+    link = f"https://bot.example.com/admin/conversations/conversation/{ada_conversation.pk}/change/"
+    assert call["json"] == {
+        "text": "Ada needs a person\n"
+        "Wants &lt;!channel&gt; to see &lt;https://evil.example|the refund form&gt; &amp; more\n"
+        f"{link}"
+    }
+    [email] = mail.outbox  # an email is plain text already: the reason as the model wrote it
+    assert email.body == f"{reason}\n{link}"
 
 
 def test_a_channel_that_fails_is_one_line_without_its_url_and_raises_for_rq_to_retry(
@@ -155,6 +186,25 @@ def test_a_refused_token_is_alerted_once_until_it_works_again(channels, graph):
     graph.script(default={"status": 400, "code": 190})
     page_token_check()
     assert len(queued()) == 4
+
+
+def test_without_a_token_graph_is_not_asked_and_one_warning_says_so(channels, graph, settings, caplog):
+    settings.FACEBOOK_PAGE_ACCESS_TOKEN = ""
+    page_token_unset_warn.cache_clear()
+
+    with caplog.at_level(logging.INFO, logger="conversations"):
+        for _ in range(3):  # the worker's check, every PAGE_TOKEN_CHECK_HOURS
+            page_token_check()
+
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        (
+            "WARNING",
+            "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page token is not checked and nothing can be sent "
+            "to Messenger.",
+        )
+    ]
+    assert graph.calls() == []
+    assert queued() == []  # no "token refused" alert
 
 
 def test_graph_unreachable_says_nothing_about_the_token(channels, graph, caplog):

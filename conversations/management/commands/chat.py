@@ -4,14 +4,16 @@ import getpass
 import logging
 import sys
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from conversations.llm import LLMError
+from conversations.management.base import Need, ServiceCommand
 from conversations.services.console import console_conversation_get_or_create, console_message_answer
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    # Redis: without it knowledge search fails, and the bot would answer as if it knew nothing.
+    needs = (Need.GROQ_KEY, Need.DATABASE, Need.REDIS)
     help = (
         "Talk to the bot through the same prompt, knowledge and LLM as on Messenger. Interactive in a "
         "terminal (Ctrl-D or Ctrl-C to leave); piped, one reply per line of input. Stored under the "
@@ -27,8 +29,6 @@ class Command(BaseCommand):
         if verbosity < 2:
             # The service's INFO lines (each HTTP request) would interleave with the conversation.
             logging.getLogger().setLevel(logging.WARNING)
-        if not settings.GROQ_API_KEY:
-            raise CommandError("GROQ_API_KEY is not set: the console needs the LLM (set it in .env).")
         name = (name or _login_name()).strip()[:64] or "operator"
         conversation = console_conversation_get_or_create(name=name)
         interactive = sys.stdin.isatty()

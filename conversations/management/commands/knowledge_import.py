@@ -3,12 +3,15 @@
 import os
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from conversations.knowledge.services import ArticleFileError, knowledge_file_import
+from conversations.knowledge.services import LINK_REFUSED, ArticleFileError, knowledge_file_import
+from conversations.management.base import Need, ServiceCommand
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    # Redis: every process's search is told the articles changed, through the cache.
+    needs = (Need.DATABASE, Need.REDIS)
     help = (
         "Import Markdown files, or every *.md file in folders, one article per file: the title is the "
         "first '# ' heading (else the file's name). Importing a file again updates its article."
@@ -38,14 +41,32 @@ class Command(BaseCommand):
             raise CommandError("No article was imported.")
 
     def _files(self, given: str) -> list[tuple[str, Path]]:
-        """The files `given` names, each with its source: the path as given, plus its path inside a folder."""
+        """The files `given` names, each with its source: the path as given, plus its path inside a folder.
+
+        Symbolic links are not followed, named or found in a folder (a shell's `kb/*` names what
+        is in the folder): a linked folder is not entered, a linked file is refused when read.
+        """
         path = Path(given)
-        if path.is_dir():
-            found = sorted(path.rglob("*.md"))
-            if not found:
-                self.stderr.write(f"{os.path.normpath(given)}: no *.md file in this folder")
-            return [(os.path.normpath(os.path.join(given, file.relative_to(path))), file) for file in found]
-        if path.exists():
-            return [(os.path.normpath(given), path)]
-        self.stderr.write(f"{given}: no such file or folder")
-        return []
+        if path.is_symlink():
+            self.stderr.write(f"{os.path.normpath(given)}: {LINK_REFUSED}")
+            return []
+        if not path.is_dir():
+            if path.exists():
+                return [(os.path.normpath(given), path)]
+            self.stderr.write(f"{given}: no such file or folder")
+            return []
+        found = []
+        for folder, folders, files in os.walk(path):
+            folders.sort()
+            for name in folders:
+                if os.path.islink(os.path.join(folder, name)):
+                    self.stderr.write(f"{_source(given, path, Path(folder, name))}: {LINK_REFUSED}")
+            found += [Path(folder, name) for name in files if name.endswith(".md")]
+        if not found:
+            self.stderr.write(f"{os.path.normpath(given)}: no *.md file in this folder")
+        return [(_source(given, path, file), file) for file in sorted(found)]
+
+
+def _source(given: str, folder: Path, path: Path) -> str:
+    """`path`, found in `folder`, as the operator would write it from the folder's name as given."""
+    return os.path.normpath(os.path.join(given, path.relative_to(folder)))

@@ -4,9 +4,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from conversations import payloads
+from conversations.management.base import Need, ServiceCommand
 from messenger.errors import DeliveryError
 from messenger.graph import GraphClient
 from messenger.profile import (
@@ -19,7 +20,8 @@ from messenger.profile import (
 )
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    needs = (Need.PAGE_TOKEN,)
     help = (
         "Show the Page's Messenger profile (get started, greeting, ice breakers, persistent menu), or "
         "apply one from FILE.json (Meta's format) or, without a file, from MESSENGER_GREETING and "
@@ -41,7 +43,7 @@ class Command(BaseCommand):
 
     def _show(self) -> None:
         try:
-            profile = self._client().messenger_profile_get()
+            profile = GraphClient.from_settings().messenger_profile_get()
         except DeliveryError as error:
             raise CommandError(f"Could not read the Messenger profile: {error.reason}") from error
         self.stdout.write("\n".join(messenger_profile_describe(profile=profile)))
@@ -52,19 +54,11 @@ class Command(BaseCommand):
             messenger_profile_validate(profile=profile)
         except ProfileError as error:
             raise CommandError(f"{file or 'settings'}: {error}. Nothing was sent.") from error
-        client = self._client()
         try:
-            client.messenger_profile_set(profile=profile)
+            GraphClient.from_settings().messenger_profile_set(profile=profile)
         except DeliveryError as error:
             raise CommandError(f"Not applied: {error.reason}") from error
         self.stdout.write(f"Applied: {messenger_profile_summarize(profile=profile)}")
-
-    def _client(self) -> GraphClient:
-        if not settings.FACEBOOK_PAGE_ACCESS_TOKEN:
-            raise CommandError(
-                "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page's token is needed to reach Messenger."
-            )
-        return GraphClient.from_settings()
 
 
 def _profile_load(*, file: str | None) -> dict[str, Any]:

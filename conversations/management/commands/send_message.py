@@ -1,13 +1,16 @@
 """manage.py send_message RECIPIENT_ID TEXT: write to a person as the Page, from a shell."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from conversations.apis.send import MessageSendInputSerializer
+from conversations.management.base import Need, ServiceCommand
 from conversations.services.staff import staff_message_send
 from messenger.errors import DeliveryError
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    # Not Redis: a message is sent without it (the new contact's profile is fetched later).
+    needs = (Need.PAGE_TOKEN, Need.DATABASE)
     help = (
         "Send TEXT to the person with page-scoped ID RECIPIENT_ID, store it as a staff message and "
         "print Messenger's message id. Fails (exit 1, one line on stderr) if it was not delivered."
@@ -27,7 +30,9 @@ class Command(BaseCommand):
                 )
             )
         try:
-            messages = staff_message_send(psid=recipient_id, text=serializer.validated_data["text"])
+            messages = staff_message_send(
+                psid=serializer.validated_data["recipient_id"], text=serializer.validated_data["text"]
+            )
         except DeliveryError as error:
             raise CommandError(f"Not delivered: {error.reason}") from error
         self.stdout.write(messages[0].external_id)

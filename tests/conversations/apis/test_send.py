@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -52,13 +53,43 @@ def test_token_user_with_the_permission_sends_and_gets_the_message_id(
     assert not ada_conversation.bot_active
 
 
-def test_staff_session_may_send(graph, ada_conversation):
+def test_a_session_without_the_csrf_token_is_refused(graph, ada_conversation, integration_user):
     client = APIClient(enforce_csrf_checks=True)
-    client.force_login(get_user_model().objects.create_user("agent", is_staff=True))
+    client.force_login(integration_user)
     response = client.post(URL, {"recipient_id": PSID, "text": "Hi"}, format="json")
     # A session is a browser's credential: without the CSRF token it is refused.
     assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
     assert graph.calls() == []
+
+
+@pytest.mark.parametrize("granted", [False, True])
+def test_one_rule_for_sending_on_the_api_and_in_the_admin_the_permission(
+    graph, ada_conversation, client, granted
+):
+    agent = get_user_model().objects.create_user("agent", is_staff=True)
+    if granted:
+        agent.user_permissions.add(Permission.objects.get(codename="send_message"))
+    client.force_login(agent)
+    api = APIClient()
+    api.force_authenticate(agent)
+
+    sent_by_api = api.post(URL, {"recipient_id": PSID, "text": "From the API"}, format="json")
+    sent_in_admin = client.post(
+        reverse("admin:conversations_conversation_reply", args=[ada_conversation.pk]),
+        {"text": "From the admin"},
+    )
+
+    if granted:
+        assert (sent_by_api.status_code, sent_in_admin.status_code) == (200, 302)
+        assert len(graph.calls(kind="message")) == 2
+    else:
+        assert (sent_by_api.status_code, sent_in_admin.status_code) == (403, 403)
+        assert sent_by_api.json() == {
+            "detail": "Sending messages needs the “Can send messages to contacts” permission."
+        }
+        assert graph.calls() == []
+        assert not ada_conversation.messages.exists()
 
 
 def test_staff_session_with_csrf_token_sends(graph, ada_conversation, admin_client):
@@ -96,6 +127,10 @@ def test_user_without_the_permission_is_forbidden(graph, ada_conversation):
         ({"text": "Hi"}, "recipient_id"),
         ({"recipient_id": "abc", "text": "Hi"}, "recipient_id"),
         ({"recipient_id": "1234; DROP", "text": "Hi"}, "recipient_id"),
+        # Digits of other scripts match \d: Arabic-Indic, fullwidth, Devanagari. A PSID is ASCII.
+        ({"recipient_id": "٢٤٠٠٠٠٠٠٠٠٠٠٠٠٠١", "text": "Hi"}, "recipient_id"),
+        ({"recipient_id": "２４００", "text": "Hi"}, "recipient_id"),
+        ({"recipient_id": "२४००", "text": "Hi"}, "recipient_id"),
     ],
 )
 def test_invalid_input_gets_field_errors_and_sends_nothing(
@@ -111,6 +146,16 @@ def test_invalid_input_gets_field_errors_and_sends_nothing(
 def test_malformed_json_is_a_400(graph, ada_conversation, token_client):
     response = token_client.post(URL, "{not json", content_type="application/json")
     assert response.status_code == 400
+
+
+def test_json_nested_too_deeply_is_a_400_with_a_reason(graph, ada_conversation, token_client):
+    nested = '{"recipient_id": "' + PSID + '", "text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    response = token_client.post(URL, nested, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - nested too deeply"}
+    assert graph.calls() == []
 
 
 @pytest.mark.parametrize(

@@ -49,16 +49,6 @@ def test_piped_lines_get_one_answer_each_stored_under_the_console_channel(groq_s
     assert UnansweredQuestion.objects.count() == 2  # there are no articles yet
 
 
-def test_without_a_groq_key_it_says_so_in_one_line(groq_service_standin):
-    result = chat(groq_service_standin.url, stdin="hi\n", GROQ_API_KEY="")
-
-    assert result.returncode == 1
-    assert (
-        result.stderr
-        == "CommandError: GROQ_API_KEY is not set: the console needs the LLM (set it in .env).\n"
-    )
-
-
 def test_an_llm_failure_is_one_line_and_the_message_is_marked_failed(groq_service_standin):
     groq_service_standin.reset()
     groq_service_standin.script([{"status": 401}, {"text": "Yes, still here."}])

@@ -265,16 +265,6 @@ def test_settings_meta_would_refuse_are_one_line_and_nothing_is_sent(
     assert graph.calls() == []
 
 
-@pytest.mark.parametrize("args", [["show"], ["apply"], ["apply", str(EXAMPLE)]])
-def test_without_a_page_token_it_says_so_and_calls_nobody(graph, settings, capsys, args):
-    settings.FACEBOOK_PAGE_ACCESS_TOKEN = ""
-
-    assert messenger_profile(*args) == 1
-
-    assert "FACEBOOK_PAGE_ACCESS_TOKEN is not set" in one_error_line(capsys)
-    assert graph.calls() == []
-
-
 # --- Graph refusing --------------------------------------------------------------------------
 
 

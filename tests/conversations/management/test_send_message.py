@@ -2,6 +2,8 @@ import pytest
 from django.core.management import execute_from_command_line
 from django.db import connections
 
+from conversations.models import Message
+
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
 
 
@@ -40,6 +42,7 @@ def test_prints_the_message_id_and_exits_0(graph, ada_conversation, capsys):
         ((PSID, "Hi"), {"status": 500}, "retry your request later"),
         (("999", "Hi"), {"status": 400, "code": 100, "subcode": 2018001}, "No matching user found"),
         (("not-a-psid", "Hi"), None, "recipient_id: A PSID is a string of digits."),
+        (("٢٤٠٠٠٠٠٠٠٠٠٠٠٠٠١", "Hi"), None, "recipient_id: A PSID is a string of digits."),
         ((PSID, "   "), None, "text: This field may not be blank."),
     ],
 )
@@ -56,3 +59,14 @@ def test_failure_is_one_line_on_stderr_and_a_non_zero_exit(
     assert len(err.strip().splitlines()) == 1
     assert reason_part in err
     assert "Traceback" not in err
+    if not script:
+        assert graph.calls() == []
+        assert not ada_conversation.messages.exists()
+
+
+def test_the_psid_sent_and_stored_is_the_one_checked(graph, db):
+    # Spaces and a newline (a PSID pasted from a file) are trimmed, as the API trims them.
+    assert send_message(" 555\n", "Your parcel is here") == 0
+
+    assert [call["psid"] for call in graph.calls(kind="message")] == ["555"]
+    assert Message.objects.get().conversation.identity.external_id == "555"
