@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devtools import webhook
 from messenger.events import (
     Attachment,
     CommentEvent,
@@ -804,6 +805,48 @@ def test_changes_that_are_not_a_list_are_skipped(caplog: pytest.LogCaptureFixtur
 
     assert [event.mid for event in parse_webhook(payload)] == ["m_ok"]  # type: ignore[attr-defined]
     assert caplog.messages == [f"Skipped changes of page {PAGE_ID}: not a list"]
+
+
+# --- the deliveries tests and `make run` build (devtools.webhook) -----------------------
+
+
+def test_the_built_deliveries_are_read_as_what_they_name() -> None:
+    now = datetime.now(UTC)
+
+    (dm,) = parse_webhook(webhook.instagram_message(mid="m_ig", text="Olá"))
+    (edit,) = parse_webhook(webhook.message_edit(mid="m_1", text="fixed", num_edit=2))
+    (fb,) = parse_webhook(webhook.feed_comment(comment_id="c_1", text="Price?", created_time=1732551399))
+    (ig,) = parse_webhook(webhook.instagram_comment(comment_id="c_2", text="Price?"))
+
+    assert isinstance(dm, MessageEvent)
+    assert (dm.platform, dm.page_id, dm.psid, dm.text) == (
+        "instagram",
+        webhook.INSTAGRAM_ACCOUNT_ID,
+        webhook.IGSID,
+        "Olá",
+    )
+    assert isinstance(edit, MessageEditEvent)
+    assert (edit.platform, edit.sender_id, edit.mid, edit.text, edit.num_edit) == (
+        "messenger",
+        PSID,
+        "m_1",
+        "fixed",
+        2,
+    )
+    assert isinstance(fb, CommentEvent)
+    assert (fb.platform, fb.page_id, fb.comment_id, fb.post_id, fb.verb) == (
+        "messenger",
+        PAGE_ID,
+        "c_1",
+        webhook.POST_ID,
+        "add",
+    )
+    assert fb.timestamp == at_s(1732551399)
+    assert isinstance(ig, CommentEvent)
+    assert (ig.platform, ig.page_id, ig.comment_id, ig.post_id, ig.author_id) == (
+        "instagram", webhook.INSTAGRAM_ACCOUNT_ID, "c_2", webhook.MEDIA_ID, webhook.IGSID,
+    )  # fmt: skip
+    assert abs(ig.timestamp - now) < timedelta(seconds=5)
 
 
 # --- times -------------------------------------------------------------------------------
