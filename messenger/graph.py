@@ -98,11 +98,13 @@ class GraphClient:
         self._timeout = timeout
 
     @classmethod
-    def from_settings(cls) -> "GraphClient":
+    def from_settings(cls, *, access_token: str | None = None) -> "GraphClient":
+        """The client of FACEBOOK_PAGE_ACCESS_TOKEN's Page, or of the Page `access_token` is for,
+        with the Graph settings (URL, version, timeout)."""
         return cls(
             base_url=settings.FACEBOOK_GRAPH_API_URL,
             api_version=settings.FACEBOOK_GRAPH_API_VERSION,
-            access_token=settings.FACEBOOK_PAGE_ACCESS_TOKEN,
+            access_token=access_token or settings.FACEBOOK_PAGE_ACCESS_TOKEN,
             timeout=(CONNECT_TIMEOUT_SECONDS, float(settings.GRAPH_TIMEOUT_SECONDS)),
         )
 

@@ -8,7 +8,7 @@
                                   same comment answers Meta's 10900 "Activity already replied to"
     GET  /{version}/me            kind "page" → the token's Page: {"id", "name"}
     POST /{version}/{page-id}/subscribed_apps   kind "subscribe" (subscribed_fields, comma list)
-                                  → {"success": true}
+                                  → {"success": true}; without subscribed_fields, 100
     GET  /{version}/{page-id}?fields=instagram_business_account{id,username}
                                   kind "instagram_account" → {"id", "instagram_business_account":
                                   {"id", "username"}} (without the latter when none is linked)
@@ -189,8 +189,11 @@ class GraphServer(StandInServer):
         body = request.json
         if not isinstance(body, dict):
             return Reply(status=400, body={"error": "expected a JSON object"})
-        with self._lock:
-            route(body)
+        try:
+            with self._lock:
+                route(body)
+        except (KeyError, TypeError, ValueError) as error:  # a field missing, or base64 that is not
+            return Reply(status=400, body={"error": f"bad {request.path} body: {error!r}"})
         return Reply(status=200, body={"ok": True})
 
     # --- control ----------------------------------------------------------------------------

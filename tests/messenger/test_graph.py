@@ -463,6 +463,23 @@ def test_the_stand_in_serves_media_as_metas_cdn(graph):
     assert [(call["kind"], call["status"]) for call in graph.calls()] == [("cdn", 200), ("cdn", 404)]
 
 
+def test_from_settings_speaks_for_the_page_of_a_token_it_is_given(graph, settings):
+    settings.FACEBOOK_GRAPH_API_VERSION = "v23.0"
+    graph.page_add(token="token-porto", page_id="1002", name="The Shop Porto")
+
+    page = GraphClient.from_settings(access_token="token-porto").page_get()
+
+    assert page == {"id": "1002", "name": "The Shop Porto"}
+    assert (graph.calls()[0]["path"], graph.calls()[0]["token"]) == ("/v23.0/me", "token-porto")
+
+
+def test_a_bad_control_call_is_refused_with_400(graph):
+    response = requests.post(f"{graph.url}/_pages", json={"token": "t"}, timeout=5)
+
+    assert response.status_code == 400
+    assert "bad /_pages body" in response.json()["error"]
+
+
 # --- errors ------------------------------------------------------------------------------
 
 

@@ -1003,6 +1003,10 @@ GARBAGE_EVENTS: list[tuple[object, str]] = [
     (user_event(delivery={"mids": ["m_x"]}), "watermark is missing or not a number"),
     (user_event(read={"watermark": "soon"}), "watermark is missing or not a number"),
     (user_event(postback=["GET_STARTED"]), '"postback" is not an object'),
+    (user_event(message_edit={"text": "no mid", "num_edit": 1}), "message_edit has no mid"),
+    (user_event(message_edit={"mid": 7.5}), "message_edit has no mid"),
+    (user_event(message_edit="fixed"), '"message_edit" is not an object'),
+    (user_event(read={"mid": ""}), "watermark is missing or not a number"),
 ]
 
 
