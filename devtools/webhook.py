@@ -1,5 +1,6 @@
-"""Messenger webhook deliveries as Meta sends them: the JSON envelope, its signature, and posting
-one to the service (through Django's test client, or over HTTP to a running web process)."""
+"""Webhook deliveries as Meta sends them (Messenger, Instagram, Page and Instagram comments): the JSON
+envelope, its signature, and posting one to the service (through Django's test client, or over
+HTTP to a running web process)."""
 
 import hashlib
 import hmac
@@ -12,6 +13,10 @@ PAGE_ID = "104728561934527"
 # The app secret the test suite and `make try` configure (tests/settings.py, devtools/local.py).
 APP_SECRET = "test-app-secret"
 PSID = "7395028461739201"
+INSTAGRAM_ACCOUNT_ID = "17841405822304914"
+IGSID = "1254459154682919"
+POST_ID = f"{PAGE_ID}_122112233445566778"
+MEDIA_ID = "18023456789012345"
 
 
 def signature(body: bytes, secret: str = APP_SECRET) -> str:
@@ -42,6 +47,71 @@ def postback(*, mid: str, title: str, payload: str, psid: str = PSID) -> dict[st
     )
 
 
+def instagram_message(
+    *, mid: str, text: str = "Hello", igsid: str = IGSID, account_id: str = INSTAGRAM_ACCOUNT_ID
+) -> dict[str, Any]:
+    """A one-message Instagram envelope: `igsid` writes to the professional account `account_id`."""
+    return _envelope(
+        psid=igsid,
+        timestamp_ms=None,
+        event={"message": {"mid": mid, "text": text}},
+        kind="instagram",
+        page_id=account_id,
+    )
+
+
+def message_edit(*, mid: str, text: str, num_edit: int = 1, psid: str = PSID) -> dict[str, Any]:
+    """The person edited their message `mid` to `text` (Messenger's `message_edit`)."""
+    return _envelope(
+        psid=psid, timestamp_ms=None, event={"message_edit": {"mid": mid, "text": text, "num_edit": num_edit}}
+    )
+
+
+def feed_comment(
+    *,
+    comment_id: str,
+    text: str,
+    post_id: str = POST_ID,
+    author_id: str = "8123456789012345",
+    author_name: str = "Ada Lovelace",
+    verb: str = "add",
+    created_time: int | None = None,
+    page_id: str = PAGE_ID,
+) -> dict[str, Any]:
+    """A comment on the Page's post `post_id` (a `feed` change), made now unless `created_time`
+    (Unix seconds) says otherwise; the Page's own comment when `author_id` is `page_id`."""
+    value = {
+        "from": {"id": author_id, "name": author_name},
+        "post_id": post_id,
+        "comment_id": comment_id,
+        "parent_id": post_id,
+        "created_time": int(time.time()) if created_time is None else created_time,
+        "item": "comment",
+        "verb": verb,
+        "message": text,
+    }
+    return _changes(kind="page", page_id=page_id, field="feed", value=value)
+
+
+def instagram_comment(
+    *,
+    comment_id: str,
+    text: str,
+    media_id: str = MEDIA_ID,
+    author_id: str = IGSID,
+    username: str = "ada.lovelace",
+    account_id: str = INSTAGRAM_ACCOUNT_ID,
+) -> dict[str, Any]:
+    """A comment on the Instagram account's media `media_id` (a `comments` change)."""
+    value = {
+        "from": {"id": author_id, "username": username},
+        "media": {"id": media_id},
+        "id": comment_id,
+        "text": text,
+    }
+    return _changes(kind="instagram", page_id=account_id, field="comments", value=value)
+
+
 def post_signed(client: Any, payload: object, *, path: str = WEBHOOK_PATH, **headers: str) -> Any:
     """POST `payload` (bytes as they are, anything else as JSON) with a valid signature, through
     Django's test `client`.
@@ -57,23 +127,33 @@ def post_signed(client: Any, payload: object, *, path: str = WEBHOOK_PATH, **hea
         return client.post(path, data=body, content_type="application/json", headers=headers)
 
 
-def _envelope(*, psid: str, timestamp_ms: int | None, event: dict[str, Any]) -> dict[str, Any]:
+def _envelope(
+    *, psid: str, timestamp_ms: int | None, event: dict[str, Any], kind: str = "page", page_id: str = PAGE_ID
+) -> dict[str, Any]:
     if timestamp_ms is None:
         timestamp_ms = int(time.time() * 1000)
     return {
-        "object": "page",
+        "object": kind,
         "entry": [
             {
-                "id": PAGE_ID,
+                "id": page_id,
                 "time": timestamp_ms,
                 "messaging": [
                     {
                         "sender": {"id": psid},
-                        "recipient": {"id": PAGE_ID},
+                        "recipient": {"id": page_id},
                         "timestamp": timestamp_ms,
                         **event,
                     }
                 ],
             }
         ],
+    }
+
+
+def _changes(*, kind: str, page_id: str, field: str, value: dict[str, Any]) -> dict[str, Any]:
+    # Meta stamps change notifications in seconds.
+    return {
+        "object": kind,
+        "entry": [{"id": page_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
     }

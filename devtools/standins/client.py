@@ -4,6 +4,7 @@ A stand-in process prints its URL on its first line; `StandInClient` drives any 
 stand-in through the HTTP control routes its server answers (see devtools/standins/server.py).
 """
 
+import base64
 import contextlib
 import json
 import subprocess
@@ -75,6 +76,32 @@ class StandInClient:
             return json.load(response)
 
 
+class GraphStandInClient(StandInClient):
+    """Drives the Graph stand-in, its own control routes included (devtools/standins/graph.py)."""
+
+    def page_add(
+        self, *, token: str, page_id: str, name: str, instagram: tuple[str, str] | None = None
+    ) -> None:
+        """Make `token` the access token of Page `page_id`, linked to the Instagram account
+        `instagram` (id, username) if given. From the first one on, unknown tokens are refused."""
+        account = {"id": instagram[0], "username": instagram[1]} if instagram else None
+        self._control("POST", "/_pages", {"token": token, "id": page_id, "name": name, "instagram": account})
+
+    def post_add(self, *, post_id: str, text: str) -> None:
+        """The text Graph gives for a Facebook post (its message) or an Instagram media (its caption)."""
+        self._control("POST", "/_posts", {"id": post_id, "text": text})
+
+    def cdn_add(self, *, name: str, body: bytes, content_type: str) -> str:
+        """Serve `body` as Meta's CDN would; returns its URL."""
+        payload = {"name": name, "content_type": content_type, "body_base64": base64.b64encode(body).decode()}
+        self._control("POST", "/_cdn", payload)
+        return f"{self.url}/cdn/{name}"
+
+
+# The client of each stand-in that has control routes of its own.
+_CLIENTS: dict[str, type[StandInClient]] = {"graph": GraphStandInClient}
+
+
 @contextlib.contextmanager
 def standin_process(name: str, *, log: Path | None = None) -> Iterator[StandInClient]:
     """`python -m devtools.standins.<name>` as a process of its own, up until the block ends.
@@ -93,7 +120,7 @@ def standin_process(name: str, *, log: Path | None = None) -> Iterator[StandInCl
             first_line = process.stdout.readline()
             if not first_line.startswith("listening on "):
                 raise RuntimeError(f"stand-in {name} did not start: {first_line!r}")
-            standin = StandInClient(url=first_line.split()[-1])
+            standin = _CLIENTS.get(name, StandInClient)(url=first_line.split()[-1])
             standin.pid = process.pid
             standin.wait_until_up()
             yield standin

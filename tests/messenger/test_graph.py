@@ -6,10 +6,13 @@ import re
 import time
 
 import pytest
+import requests
 
 from devtools.standins.client import standin_process
+from devtools.standins.graph import PAGE_ID, commenter_psid
 from devtools.standins.server import closed_port_url
 from messenger.errors import (
+    CommentUnavailableError,
     DeliveryError,
     InvalidTokenError,
     PermanentDeliveryError,
@@ -17,10 +20,20 @@ from messenger.errors import (
     TransientDeliveryError,
     classify_graph_error,
 )
-from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
+from messenger.graph import (
+    INSTAGRAM_MESSAGE_CHARACTER_LIMIT,
+    OUR_METADATA_MARKER,
+    GraphClient,
+    InstagramAccount,
+    SentMessage,
+    split_message,
+)
 
 TOKEN = "EAAG-page-token-secret-123"
 PSID = "24012345678901234"
+IGSID = "1254459154682919"
+COMMENT_ID = "122112233445566778_1087654321098765"
+IG_COMMENT_ID = "17865799348089039"
 
 
 @pytest.fixture
@@ -79,6 +92,392 @@ def test_from_settings_reads_the_graph_settings(graph, settings):
     [call] = graph.calls()
     assert call["path"] == "/v23.0/me/messages"
     assert call["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+# --- private replies ---------------------------------------------------------------------
+
+
+def test_a_private_reply_goes_to_the_comment_and_names_the_commenter(graph, client, caplog):
+    caplog.set_level(logging.INFO)
+
+    sent = client.private_reply_send(
+        comment_id=COMMENT_ID, text="Hi Ada! Yes, we ship to Porto.", metadata=OUR_METADATA_MARKER
+    )
+
+    [call] = graph.calls()
+    assert (call["kind"], call["path"], call["comment_id"]) == (
+        "private_reply",
+        "/v24.0/me/messages",
+        COMMENT_ID,
+    )
+    assert call["json"] == {
+        "recipient": {"comment_id": COMMENT_ID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Hi Ada! Yes, we ship to Porto.", "metadata": OUR_METADATA_MARKER},
+    }
+    assert sent == SentMessage(message_id=sent.message_id, recipient_id=commenter_psid(COMMENT_ID))
+    assert sent.message_id.startswith("m_")
+    assert (
+        f"Private reply sent: comment={COMMENT_ID} sender={commenter_psid(COMMENT_ID)} mid={sent.message_id}"
+        in caplog.messages
+    )
+
+
+def test_send_text_to_a_comment_is_its_private_reply(graph, client):
+    message_id = client.send_text(
+        comment_id=IG_COMMENT_ID,
+        text="Hi!",
+        metadata=OUR_METADATA_MARKER,
+        quick_replies=[("Prices", "PRICES")],
+    )
+
+    [call] = graph.calls(kind="private_reply")
+    assert message_id.startswith("m_")
+    assert call["json"]["recipient"] == {"comment_id": IG_COMMENT_ID}
+    assert call["json"]["message"]["quick_replies"] == [
+        {"content_type": "text", "title": "Prices", "payload": "PRICES"}
+    ]
+
+
+def test_a_comment_gets_one_private_reply_and_a_second_is_refused_for_good(graph, client):
+    client.send_text(comment_id=COMMENT_ID, text="Hi!", metadata=OUR_METADATA_MARKER)
+
+    with pytest.raises(CommentUnavailableError) as caught:
+        client.send_text(comment_id=COMMENT_ID, text="Hi again!", metadata=OUR_METADATA_MARKER)
+
+    # Recorded, not retried, and no apology: it is a recipient that cannot be reached.
+    assert isinstance(caught.value, RecipientUnreachableError)
+    assert (caught.value.code, caught.value.http_status) == (10900, 400)
+    assert caught.value.reason.startswith("(#10900) Activity already replied to")
+    assert [call["status"] for call in graph.calls()] == [200, 400]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"text": "Hi"},
+        {"psid": PSID, "comment_id": COMMENT_ID, "text": "Hi"},
+        {"comment_id": COMMENT_ID, "text": "Hi", "tag": "HUMAN_AGENT"},
+    ],
+)
+def test_send_text_needs_one_recipient_and_a_private_reply_is_never_tagged(graph, client, kwargs):
+    with pytest.raises(ValueError):
+        client.send_text(metadata=OUR_METADATA_MARKER, **kwargs)
+
+    assert graph.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ({"status": 400, "code": 10903, "message": "(#10903) Cannot reply privately to this comment again"}, CommentUnavailableError),
+        ({"status": 400, "code": 10902, "message": "(#10902) This is not a Replyable activity"}, CommentUnavailableError),
+        ({"status": 400, "code": 10, "subcode": 2018108}, CommentUnavailableError),
+        ({"status": 400, "code": 100, "subcode": 2534025, "message": "The comment is invalid for a private reply"}, CommentUnavailableError),
+        ({"status": 400, "code": 100, "subcode": 33, "message": "Object with ID does not exist"}, CommentUnavailableError),
+        ({"status": 400, "code": 613}, TransientDeliveryError),
+        ({"status": 500}, TransientDeliveryError),
+        ({"status": 400, "code": 190}, InvalidTokenError),
+        ({"status": 400, "code": 100, "message": "(#100) Invalid parameter"}, PermanentDeliveryError),
+    ],
+)  # fmt: skip
+def test_private_reply_errors_are_classified(graph, client, script, expected):
+    graph.script([script])
+
+    with pytest.raises(DeliveryError) as caught:
+        client.private_reply_send(comment_id=COMMENT_ID, text="Hi", metadata=OUR_METADATA_MARKER)
+
+    assert type(caught.value) is expected
+    assert len(graph.calls()) == 1
+
+
+def test_no_such_object_is_a_deleted_comment_only_for_a_call_about_a_comment(graph, client):
+    graph.script([{"status": 400, "code": 100, "subcode": 33}])
+
+    with pytest.raises(DeliveryError) as caught:
+        client.send_text(psid=PSID, text="Hi", metadata=OUR_METADATA_MARKER)
+
+    # For a message to a person it is a misconfiguration: permanent, and the person is owed nothing.
+    assert type(caught.value) is PermanentDeliveryError
+
+
+# --- public replies and posts ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("platform", "comment_id", "edge"),
+    [("messenger", COMMENT_ID, "comments"), ("instagram", IG_COMMENT_ID, "replies")],
+)
+def test_a_public_reply_is_posted_under_the_comment(graph, client, caplog, platform, comment_id, edge):
+    caplog.set_level(logging.INFO)
+
+    reply_id = client.comment_reply(
+        comment_id=comment_id, text="We've sent you a message!", platform=platform
+    )
+
+    [call] = graph.calls()
+    assert (call["kind"], call["method"], call["path"]) == (
+        "comment_reply",
+        "POST",
+        f"/v24.0/{comment_id}/{edge}",
+    )
+    assert call["json"] == {"message": "We've sent you a message!"}
+    assert call["comment_id"] == comment_id
+    assert reply_id.isdigit()
+    assert f"Comment answered: comment={comment_id} reply={reply_id}" in caplog.messages
+
+
+def test_a_comment_id_is_escaped_in_the_path(graph, client):
+    client.comment_reply(comment_id="1/../me", text="Hi", platform="messenger")
+
+    assert graph.calls()[0]["path"] == "/v24.0/1%2F..%2Fme/comments"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [({"id": 17912345678901234}, "17912345678901234"), ({"id": "c_1"}, "c_1")]
+)
+def test_a_public_reply_returns_its_id_as_a_string(graph, client, body, expected):
+    graph.script([{"body": body}])
+
+    assert client.comment_reply(comment_id=COMMENT_ID, text="Hi", platform="messenger") == expected
+
+
+@pytest.mark.parametrize("body", [{}, {"id": ""}, {"id": True}, {"id": {"x": 1}}, "not json"])
+def test_a_public_reply_accepted_without_an_id_is_permanent(graph, client, body):
+    graph.script([{"body": body}])
+
+    with pytest.raises(PermanentDeliveryError, match="returned no id"):
+        client.comment_reply(comment_id=COMMENT_ID, text="Hi", platform="messenger")
+
+
+def test_a_public_reply_to_a_deleted_comment_is_comment_unavailable(graph, client):
+    graph.script([{"status": 400, "code": 100, "subcode": 33}])
+
+    with pytest.raises(CommentUnavailableError):
+        client.comment_reply(comment_id=COMMENT_ID, text="Hi", platform="instagram")
+
+
+@pytest.mark.parametrize(("platform", "field"), [("messenger", "message"), ("instagram", "caption")])
+def test_a_posts_text_is_its_message_or_its_caption(graph, client, platform, field):
+    graph.post_add(post_id="104728561934527_122112233445566778", text="New in: the blue one, €35.")
+
+    text = client.post_text_get(post_id="104728561934527_122112233445566778", platform=platform)
+
+    [call] = graph.calls()
+    assert (call["kind"], call["path"], call["query"]) == (
+        "post", "/v24.0/104728561934527_122112233445566778", {"fields": field},
+    )  # fmt: skip
+    assert text == "New in: the blue one, €35."
+
+
+@pytest.mark.parametrize("body", [{"id": "p"}, {"id": "p", "message": None}, {"message": 42}, "not json"])
+def test_a_post_without_text_is_an_empty_string(graph, client, body):
+    graph.script([{"body": body}])
+
+    assert client.post_text_get(post_id="p", platform="messenger") == ""
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.comment_reply(comment_id="c", text="Hi", platform="whatsapp"),
+        lambda client: client.post_text_get(post_id="p", platform="tiktok"),
+        lambda client: client.profile_get(psid=PSID, platform="facebook"),
+    ],
+)
+def test_an_unknown_platform_is_refused_before_calling_meta(graph, client, call):
+    with pytest.raises(ValueError, match="unknown platform"):
+        call(client)
+
+    assert graph.calls() == []
+
+
+# --- profiles ----------------------------------------------------------------------------
+
+
+def test_a_messenger_profile_is_as_before(graph, client):
+    assert client.profile_get(psid=PSID) == {
+        "first_name": "Test",
+        "last_name": "User 1234",
+        "profile_pic": f"https://lookaside.example/{PSID}.jpg",
+    }
+    assert graph.calls()[0]["query"] == {"fields": "first_name,last_name,profile_pic"}
+
+
+def test_an_instagram_profile_asks_instagrams_fields_and_answers_in_the_same_keys(graph, client):
+    profile = client.profile_get(psid=IGSID, platform="instagram")
+
+    [call] = graph.calls(kind="profile")
+    assert (call["path"], call["query"]) == (f"/v24.0/{IGSID}", {"fields": "name,username,profile_pic"})
+    assert profile == {
+        "first_name": "Test User 2919",
+        "username": "test.user2919",
+        "profile_pic": f"https://lookaside.example/{IGSID}.jpg",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"username": "ada.codes", "id": IGSID}, {"first_name": "ada.codes", "username": "ada.codes"}),
+        ({"name": "", "username": "ada.codes"}, {"first_name": "ada.codes", "username": "ada.codes"}),
+        ({"name": 7, "profile_pic": None}, {}),
+        ("not json", {}),
+    ],
+)
+def test_an_instagram_person_without_a_name_is_called_by_their_username(graph, client, body, expected):
+    graph.script([{"body": body}])
+
+    assert client.profile_get(psid=IGSID, platform="instagram") == expected
+
+
+# --- Pages -------------------------------------------------------------------------------
+
+
+def test_each_token_is_its_own_pages_and_the_calls_say_which(graph):
+    graph.page_add(token="token-shop", page_id="1001", name="The Shop")
+    graph.page_add(token="token-porto", page_id="1002", name="The Shop Porto")
+
+    pages = [page_client(graph, token).page_get() for token in ("token-shop", "token-porto")]
+
+    assert pages == [{"id": "1001", "name": "The Shop"}, {"id": "1002", "name": "The Shop Porto"}]
+    assert [(call["token"], call["page_id"]) for call in graph.calls()] == [
+        ("token-shop", "1001"),
+        ("token-porto", "1002"),
+    ]
+
+
+def test_once_pages_are_registered_an_unknown_token_is_refused(graph):
+    graph.page_add(token="token-shop", page_id="1001", name="The Shop")
+
+    with pytest.raises(InvalidTokenError):
+        page_client(graph, "not-a-page-token").page_get()
+
+    assert [(call["status"], call["page_id"]) for call in graph.calls()] == [(400, None)]
+
+
+def test_without_registered_pages_any_token_is_the_test_page(graph, client):
+    assert client.page_get() == {"id": PAGE_ID, "name": "Test Page"}
+    assert graph.calls()[0]["page_id"] == PAGE_ID
+
+
+def page_client(graph, token):
+    return GraphClient(base_url=graph.url, api_version="v24.0", access_token=token, timeout=(1, 1))
+
+
+def test_the_app_subscribes_to_a_pages_webhook_fields(graph):
+    graph.page_add(token="token-shop", page_id="1001", name="The Shop")
+
+    page_client(graph, "token-shop").app_subscribe(
+        page_id="1001", fields=["messages", "message_edits", "feed"]
+    )
+
+    [call] = graph.calls()
+    assert (call["kind"], call["method"], call["path"]) == (
+        "subscribe",
+        "POST",
+        "/v24.0/1001/subscribed_apps",
+    )
+    assert call["json"] == {"subscribed_fields": "messages,message_edits,feed"}
+    assert call["status"] == 200
+
+
+def test_subscribing_another_pages_webhooks_is_refused(graph):
+    graph.page_add(token="token-shop", page_id="1001", name="The Shop")
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        page_client(graph, "token-shop").app_subscribe(page_id="1002", fields=["messages"])
+
+    assert caught.value.code == 210
+
+
+@pytest.mark.parametrize("body", [{"success": True}, {"success": "true"}])
+def test_a_subscription_is_confirmed_as_meta_says_it(graph, client, body):
+    graph.script([{"body": body}])
+
+    client.app_subscribe(page_id=PAGE_ID, fields=["messages"])
+
+
+@pytest.mark.parametrize("body", [{"success": False}, {}, "not json", {"success": "yes"}])
+def test_an_unconfirmed_subscription_is_permanent(graph, client, body):
+    graph.script([{"body": body}])
+
+    with pytest.raises(PermanentDeliveryError, match="did not confirm the webhook subscription"):
+        client.app_subscribe(page_id=PAGE_ID, fields=["messages"])
+
+
+def test_a_subscription_needs_fields(graph, client):
+    with pytest.raises(ValueError):
+        client.app_subscribe(page_id=PAGE_ID, fields=[])
+
+    assert graph.calls() == []
+
+
+def test_a_pages_linked_instagram_account(graph):
+    graph.page_add(
+        token="token-shop", page_id="1001", name="The Shop", instagram=("17841405822304914", "the.shop")
+    )
+    graph.page_add(token="token-porto", page_id="1002", name="The Shop Porto")
+
+    linked = page_client(graph, "token-shop").instagram_account_get(page_id="1001")
+    unlinked = page_client(graph, "token-porto").instagram_account_get(page_id="1002")
+
+    assert linked == InstagramAccount(id="17841405822304914", username="the.shop")
+    assert unlinked is None
+    call = graph.calls()[0]
+    assert (call["kind"], call["path"]) == ("instagram_account", "/v24.0/1001")
+    assert call["query"] == {"fields": "instagram_business_account{id,username}"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"instagram_business_account": {"id": 17841405822304914}},
+            InstagramAccount("17841405822304914", None),
+        ),
+        ({"instagram_business_account": {"username": "x"}}, None),
+        ({"instagram_business_account": "17841405822304914"}, None),
+        ("not json", None),
+    ],
+)
+def test_odd_instagram_account_answers(graph, client, body, expected):
+    graph.script([{"body": body}])
+
+    assert client.instagram_account_get(page_id=PAGE_ID) == expected
+
+
+# --- Meta's CDN --------------------------------------------------------------------------
+
+
+def test_the_stand_in_serves_media_as_metas_cdn(graph):
+    url = graph.cdn_add(name="voice.mp4", body=b"\x00\x00\x00\x18ftypmp42", content_type="audio/mp4")
+
+    response = requests.get(url, timeout=5)
+    missing = requests.get(f"{graph.url}/cdn/expired.jpg", timeout=5)
+
+    assert (response.status_code, response.headers["Content-Type"], response.content) == (
+        200, "audio/mp4", b"\x00\x00\x00\x18ftypmp42",
+    )  # fmt: skip
+    assert missing.status_code == 404
+    assert [(call["kind"], call["status"]) for call in graph.calls()] == [("cdn", 200), ("cdn", 404)]
+
+
+def test_from_settings_speaks_for_the_page_of_a_token_it_is_given(graph, settings):
+    settings.FACEBOOK_GRAPH_API_VERSION = "v23.0"
+    graph.page_add(token="token-porto", page_id="1002", name="The Shop Porto")
+
+    page = GraphClient.from_settings(access_token="token-porto").page_get()
+
+    assert page == {"id": "1002", "name": "The Shop Porto"}
+    assert (graph.calls()[0]["path"], graph.calls()[0]["token"]) == ("/v23.0/me", "token-porto")
+
+
+def test_a_bad_control_call_is_refused_with_400(graph):
+    response = requests.post(f"{graph.url}/_pages", json={"token": "t"}, timeout=5)
+
+    assert response.status_code == 400
+    assert "bad /_pages body" in response.json()["error"]
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -158,6 +557,13 @@ def test_a_slow_graph_is_a_transient_timeout(graph):
     assert time.monotonic() - started < 2
 
 
+def test_instagrams_user_not_found_is_unreachable(graph, client):
+    graph.script([{"status": 400, "code": 100, "subcode": 2534014}])
+
+    with pytest.raises(RecipientUnreachableError):
+        client.send_text(psid=IGSID, text="Hi", metadata=OUR_METADATA_MARKER)
+
+
 def test_a_closed_port_is_a_transient_connection_error():
     client = GraphClient(base_url=closed_port_url(), api_version="v24.0", access_token=TOKEN)
 
@@ -202,15 +608,16 @@ def test_classify_graph_error_cuts_a_huge_reason():
 def test_the_graph_stand_in_runs_as_a_module():
     with standin_process("graph") as standin:
         standin.script([{"on": "message", "status": 400, "code": 551}])
+        standin.page_add(token=TOKEN, page_id="1001", name="The Shop")
         client = GraphClient(base_url=standin.url, api_version="v24.0", access_token=TOKEN)
 
         client.send_action(psid=PSID, action="mark_seen")
         with pytest.raises(RecipientUnreachableError):
             client.send_text(psid=PSID, text="Hi", metadata=OUR_METADATA_MARKER)
 
-        assert [(call["kind"], call["status"]) for call in standin.calls()] == [
-            ("action", 200),
-            ("message", 400),
+        assert [(call["kind"], call["status"], call["page_id"]) for call in standin.calls()] == [
+            ("action", 200, "1001"),
+            ("message", 400, "1001"),
         ]
         standin.reset()
         assert standin.stats() == {"calls": 0, "kinds": {}, "in_flight": 0, "max_in_flight": 0}
@@ -372,6 +779,16 @@ def test_any_text_is_split_faithfully(seed):
     limit = rng.choice([1, 2, 7, 40, 100, 2000])
 
     assert_split_is_faithful(text, split_message(text, limit=limit), limit=limit)
+
+
+def test_instagrams_limit_splits_a_reply_in_parts_of_1000():
+    text = sentences(40, seed=5)
+
+    parts = split_message(text, limit=INSTAGRAM_MESSAGE_CHARACTER_LIMIT)
+
+    assert INSTAGRAM_MESSAGE_CHARACTER_LIMIT == 1000
+    assert len(parts) > 1
+    assert_split_is_faithful(text, parts, limit=1000)
 
 
 def test_a_limit_below_one_is_refused():

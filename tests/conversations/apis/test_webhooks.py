@@ -251,6 +251,27 @@ def test_standby_message_is_stored_and_the_bot_steps_back(client):
 # Batches, redelivery, rate limit
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "instagram_text",
+        "instagram_story_mention",
+        "instagram_test_delivery",
+        "instagram_comment",
+        "feed_comment",
+        "feed_comment_old",
+        "message_edit",
+    ],
+)
+def test_instagram_deliveries_comments_and_edits_are_acknowledged_and_store_nothing_yet(client, name):
+    response = post_signed(client, fixture(name))
+
+    assert response.status_code == 200
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+    assert queued_reply_jobs() == []
+
+
 def test_batch_of_two_entries_with_three_messages_each_stores_and_queues_six(client):
     assert post_signed(client, fixture("batch_2x3")).status_code == 200
     assert Message.objects.filter(role=Message.Role.CLIENT, status=Message.Status.RECEIVED).count() == 6
@@ -307,7 +328,7 @@ def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten_and_the_noti
         b'{"object": "page"}',
         b'{"object": "page", "entry": {"id": "1"}}',
         b'{"object": "page", "entry": ["garbage"]}',
-        b'{"object": "instagram", "entry": []}',
+        b'{"object": "user", "entry": []}',
         b"\xff\xfe\x00garbage",
         b"[" * 100_000,
     ],
@@ -318,7 +339,7 @@ def test_fourteen_messages_in_a_minute_store_fourteen_and_queue_ten_and_the_noti
         "no-entry",
         "entry-not-list",
         "entry-not-object",
-        "not-page",
+        "not-page-or-instagram",
         "invalid-utf8",
         "deeply-nested",
     ],
