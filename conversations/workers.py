@@ -45,8 +45,12 @@ class InProcessWorker(SimpleWorker):
     database connections are handled as Django handles them around a request.
     """
 
-    # Log lines name jobs by id: a job's description shows its arguments (an alert's reason).
-    log_job_description = False
+    def __init__(self, *args, **kwargs) -> None:
+        # Log lines name jobs by id: a job's description shows its arguments (an alert's reason,
+        # which may name the person). rq's constructor sets it from this argument, which
+        # defaults to True, so a class attribute would not do.
+        kwargs.setdefault("log_job_description", False)
+        super().__init__(*args, **kwargs)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         close_old_connections()
