@@ -5,6 +5,7 @@ from rq import get_current_job
 from conversations import alerts
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
+from conversations.services.forgetting import tombstones_purge
 from conversations.services.replies import replies_sweep, reply_produce
 
 
@@ -35,3 +36,7 @@ def contacts_profile_sweep_run() -> None:
 
 def page_token_check_run() -> None:
     page_token_check()
+
+
+def tombstones_purge_run() -> None:
+    tombstones_purge()

@@ -3,11 +3,14 @@
 Messenger specifics (page ids, PSIDs, mids) appear only as opaque strings here.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class Contact(models.Model):
@@ -299,7 +302,8 @@ class UnansweredQuestion(models.Model):
         indexes = [models.Index(fields=["-asked_at"], name="unanswered_question_asked")]
 
     def __str__(self) -> str:
-        return self.text[:80]
+        # Not the text: this is what the admin's action log keeps of a dismissed question.
+        return f"Unanswered question #{self.pk}"
 
 
 class Handoff(models.Model):
@@ -320,3 +324,32 @@ class Handoff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()}: {self.reason[:60]}"
+
+
+class Tombstone(models.Model):
+    """What is kept of a forgotten person, so that an old delivery Meta retries (or someone
+    replays) is not taken for a new message: a keyed hash of their channel identity and of each
+    of their messages' ids (never an id itself, nor anything they wrote), for RETENTION."""
+
+    RETENTION = timedelta(days=30)
+
+    # HMAC-SHA256 under SECRET_KEY, in hex.
+    digest = models.CharField(max_length=64, unique=True)
+    # For an identity, when the person was forgotten: what they sent before it is covered.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Tombstone #{self.pk}"
+
+    @staticmethod
+    def identity_digest(*, channel: str, page_id: str, external_id: str) -> str:
+        return Tombstone._digest("identity", channel, page_id, external_id)
+
+    @staticmethod
+    def message_digest(*, external_id: str) -> str:
+        return Tombstone._digest("message", external_id)
+
+    @staticmethod
+    def _digest(*parts: str) -> str:
+        # Keyed, so that without the secret key nobody can test whether a given PSID was here.
+        return salted_hmac("conversations.Tombstone", "\n".join(parts), algorithm="sha256").hexdigest()

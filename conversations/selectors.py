@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
-from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt
+from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt, Tombstone
 from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
@@ -66,6 +66,21 @@ def conversation_id_by_sender(*, page_id: str, psid: str) -> int | None:
         identity__external_id=psid,
     ).values_list("pk", flat=True)
     return next(iter(ids), None)
+
+
+def tombstone_covers(*, page_id: str, psid: str, external_id: str | None, sent_at: datetime | None) -> bool:
+    """Whether a message from this Messenger sender belongs to a person since forgotten: its id
+    was one of theirs, or it was sent before they were forgotten (the deletion covered it).
+
+    A new message from them is not covered: they are answered as someone new. One indexed query.
+    """
+    identity = Tombstone.identity_digest(
+        channel=ChannelIdentity.Channel.MESSENGER, page_id=page_id, external_id=psid
+    )
+    digests = [identity] + ([Tombstone.message_digest(external_id=external_id)] if external_id else [])
+    found = dict(Tombstone.objects.filter(digest__in=digests).values_list("digest", "created_at"))
+    forgotten_at = found.pop(identity, None)
+    return bool(found) or (forgotten_at is not None and sent_at is not None and sent_at < forgotten_at)
 
 
 def conversation_list_with_flags(*, conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:

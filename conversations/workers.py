@@ -4,7 +4,8 @@ It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things a
 supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
 conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
 scheduler lock; and it queues the periodic jobs (the recovery sweep, the hourly profile
-sweep, the Page token check, the dashboard's daily counts) as rq's cron does.
+sweep, the Page token check, the dashboard's daily counts, the tombstones' expiry) as rq's
+cron does.
 The supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
 both resume on their own once Redis is back after an outage or a restart.
 """
@@ -26,12 +27,14 @@ from conversations.jobs import (
     contacts_profile_sweep_run,
     page_token_check_run,
     replies_sweep_run,
+    tombstones_purge_run,
 )
 
 logger = logging.getLogger(__name__)
 
 PROFILE_SWEEP_SECONDS = 3600
 DASHBOARD_COUNT_SECONDS = 3600
+TOMBSTONES_PURGE_SECONDS = 3600
 
 
 class InProcessWorker(SimpleWorker):
@@ -42,8 +45,12 @@ class InProcessWorker(SimpleWorker):
     database connections are handled as Django handles them around a request.
     """
 
-    # Log lines name jobs by id: a job's description shows its arguments (an alert's reason).
-    log_job_description = False
+    def __init__(self, *args, **kwargs) -> None:
+        # Log lines name jobs by id: a job's description shows its arguments (an alert's reason,
+        # which may name the person). rq's constructor sets it from this argument, which
+        # defaults to True, so a class attribute would not do.
+        kwargs.setdefault("log_job_description", False)
+        super().__init__(*args, **kwargs)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         close_old_connections()
@@ -63,6 +70,7 @@ class SchedulingWorkerPool(WorkerPool):
             (contacts_profile_sweep_run, PROFILE_SWEEP_SECONDS),
             (dashboard_settled_days_count_run, DASHBOARD_COUNT_SECONDS),
             (page_token_check_run, round(settings.PAGE_TOKEN_CHECK_HOURS * 3600)),
+            (tombstones_purge_run, TOMBSTONES_PURGE_SECONDS),
         ):
             self._cron.register(job, self.queues[0].name, interval=interval, result_ttl=0)
 

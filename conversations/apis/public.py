@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from conversations.models import Tombstone
 from conversations.selectors import health_failures
 
 
@@ -23,11 +24,19 @@ def privacy(request):
     return render(
         request,
         "privacy.html",
-        {"contact_email": settings.CONTACT_EMAIL, "history_limit": settings.LLM_HISTORY_LIMIT},
+        {
+            "contact_email": settings.CONTACT_EMAIL,
+            "history_limit": settings.LLM_HISTORY_LIMIT,
+            "tombstone_days": Tombstone.RETENTION.days,
+        },
     )
 
 
 @require_safe
 def data_deletion(request):
     """The "Data Deletion Instructions URL" Meta asks apps for."""
-    return render(request, "data_deletion.html", {"contact_email": settings.CONTACT_EMAIL})
+    return render(
+        request,
+        "data_deletion.html",
+        {"contact_email": settings.CONTACT_EMAIL, "tombstone_days": Tombstone.RETENTION.days},
+    )

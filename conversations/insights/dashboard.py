@@ -31,6 +31,11 @@ DASHBOARD_DAYS = 30
 LIVE_DAYS = 2
 SETTLED_DAYS_CACHE_SECONDS = 24 * 60 * 60
 UNANSWERED_TOP = 10
+# Graph's error codes, as messenger.errors classifies them, grouped as staff need to read them.
+_GRAPH_TOKEN_REFUSED = 190
+_GRAPH_RATE_LIMITED = frozenset({4, 17, 32, 341, 613})
+# Graph's "try again later" codes, and the HTTP statuses of an answer without a Graph code.
+_GRAPH_UNAVAILABLE = frozenset({1, 2, 1200, 500, 502, 503, 504})
 
 
 class Percentile(Aggregate):
@@ -188,8 +193,9 @@ def percentile(values: list[timedelta], *, fraction: float) -> timedelta:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-def dashboard_failures(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
-    """Per day: failed messages by readable reason (several error codes can share one)."""
+def dashboard_failure_codes(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
+    """Per day: failed messages by Message.error_code (failure_reason_label reads them as words
+    when they are shown, so the cache of settled days holds codes, not wording)."""
     rows = (
         Message.objects.filter(
             _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
@@ -199,33 +205,60 @@ def dashboard_failures(*, since: datetime, until: datetime | None = None) -> dic
         .annotate(count=Count("pk"))
         .order_by()
     )
-    failures = defaultdict(lambda: defaultdict(int))
+    failures = defaultdict(dict)
     for row in rows:
-        failures[row["day"]][failure_reason_label(code=row["error_code"])] += row["count"]
-    return {day: dict(reasons) for day, reasons in failures.items()}
+        failures[row["day"]][row["error_code"]] = row["count"]
+    return dict(failures)
 
 
 def failure_reason_label(*, code: str) -> str:
-    """A reason staff can read for a Message.error_code (see delivery.error_description)."""
+    """What a Message.error_code (delivery.error_description) means, in words staff understand;
+    several codes can share one."""
     source, _, detail = code.partition(":")
-    graph_code, _, graph_subcode = detail.partition("/")
-    if source == "graph" and recipient_unreachable(
-        code=_int_or_none(graph_code), subcode=_int_or_none(graph_subcode)
-    ):
-        return "Person cannot be reached"
     if code == "outside_window":
         return "Outside Messenger's 24-hour window"
-    if code == "graph:190":
-        return "Page token refused"
     if source == "graph":
-        return f"Facebook error ({detail})"
-    if code == "llm:429":
-        return "AI rate limit"
-    if source == "llm" and detail.isdigit() and int(detail) >= 500:
-        return "AI service down"
+        return _graph_failure_label(detail)
     if source == "llm":
-        return f"AI error ({detail})"
-    return f"Unexpected error ({code})" if code else "Unknown"
+        return _llm_failure_label(detail)
+    return f"Error in this service ({code})" if code else "Unknown"
+
+
+def _graph_failure_label(detail: str) -> str:
+    """`detail` is Graph's error code (with its subcode after a slash), an HTTP status, or, when
+    Facebook gave neither, the name of the error."""
+    graph_code, _, graph_subcode = detail.partition("/")
+    code, subcode = _int_or_none(graph_code), _int_or_none(graph_subcode)
+    if recipient_unreachable(code=code, subcode=subcode):
+        return "The person cannot be reached"
+    if code == _GRAPH_TOKEN_REFUSED:
+        return "Facebook refused the Page token"
+    if code in _GRAPH_RATE_LIMITED or code == 429:
+        return "Facebook's rate limit"
+    if code in _GRAPH_UNAVAILABLE:
+        return "Facebook was unavailable"
+    if code is None and detail.startswith("Transient"):
+        return "Facebook did not answer"
+    return (
+        f"Facebook refused the message (error {detail})"
+        if code is not None
+        else "Facebook refused the message"
+    )
+
+
+def _llm_failure_label(detail: str) -> str:
+    """`detail` is Groq's HTTP status or, when it gave none, the name of the error."""
+    status = _int_or_none(detail)
+    if status is None:
+        # No answer at all (a timeout, no connection, an empty answer), or one that was not Groq's API.
+        return "Groq's answer was unusable" if detail == "PermanentLLMError" else "Groq did not answer"
+    if status == 429:
+        return "Groq's rate limit"
+    if status >= 500:
+        return "Groq was unavailable"
+    if status in (401, 403):
+        return "Groq refused the API key"
+    return f"Groq refused the request (HTTP {status})"
 
 
 def _int_or_none(text: str) -> int | None:
@@ -303,7 +336,7 @@ def dashboard_unanswered_top(*, since: datetime, limit: int = UNANSWERED_TOP) ->
 DASHBOARD_METRICS = (
     dashboard_daily_counts,
     dashboard_reply_times,
-    dashboard_failures,
+    dashboard_failure_codes,
     dashboard_handoffs,
     dashboard_knowledge_use,
 )

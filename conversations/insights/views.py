@@ -33,13 +33,14 @@ from conversations.insights.charts import (
 from conversations.insights.dashboard import (
     dashboard_daily_counts,
     dashboard_days,
-    dashboard_failures,
+    dashboard_failure_codes,
     dashboard_handoffs,
     dashboard_knowledge_use,
     dashboard_per_day,
     dashboard_reply_times,
     dashboard_since,
     dashboard_unanswered_top,
+    failure_reason_label,
 )
 from conversations.insights.metrics import metrics_render
 
@@ -65,7 +66,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 def _charts(*, days: list[date]) -> list[Chart]:
     counts = dashboard_per_day(metric=dashboard_daily_counts, days=days)
     times = dashboard_per_day(metric=dashboard_reply_times, days=days)
-    failures = _by_label(dashboard_per_day(metric=dashboard_failures, days=days), days)
+    failures = _by_label(_reasons(dashboard_per_day(metric=dashboard_failure_codes, days=days)), days)
     handoffs = _by_label(dashboard_per_day(metric=dashboard_handoffs, days=days), days)
     knowledge = dashboard_per_day(metric=dashboard_knowledge_use, days=days)
     incoming, outgoing = _daily(counts, days, "incoming"), _daily(counts, days, "outgoing")
@@ -134,6 +135,16 @@ def _charts(*, days: list[date]) -> list[Chart]:
 
 def _daily(rows: dict, days: list[date], key: str) -> list[int]:
     return [rows.get(day, {}).get(key, 0) for day in days]
+
+
+def _reasons(failures: dict[date, dict[str, int]]) -> dict[date, dict[str, int]]:
+    """Failures by error code as failures by the reason staff read (several codes share one)."""
+    reasons = {}
+    for day, codes in failures.items():
+        reasons[day] = Counter()
+        for code, count in codes.items():
+            reasons[day][failure_reason_label(code=code)] += count
+    return reasons
 
 
 def _by_label(rows: dict, days: list[date]) -> list[Series]:

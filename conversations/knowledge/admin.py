@@ -19,6 +19,7 @@ from conversations.knowledge.services import (
 from conversations.models import KnowledgeArticle, UnansweredQuestion
 
 PREVIEW_CHARS = 120
+QUESTION_HELP_CHARS = 500
 
 
 @admin.register(KnowledgeArticle)
@@ -33,17 +34,28 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
     def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs: Any) -> forms.Field:
         if db_field.name == "body":
             kwargs["widget"] = forms.Textarea(attrs={"rows": 16, "cols": 100})
+            kwargs["help_text"] = (
+                "Plain text or Markdown. The bot gives approved articles to anyone who asks: write "
+                "no names, phone numbers, order numbers or anything else about a person."
+            )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        """From an unanswered question: its words as the title, for staff to answer in the text."""
-        initial = super().get_changeform_initial_data(request)
-        question = _question_from(request)
+    def get_form(self, request: HttpRequest, obj: KnowledgeArticle | None = None, **kwargs: Any):
+        """From an unanswered question: the question is shown beside the title, never put in it.
+
+        A person's words saved as a title would be given to everyone else the bot answers, and
+        stay after that person is forgotten.
+        """
+        form = super().get_form(request, obj, **kwargs)
+        question = _question_from(request) if obj is None else None
         if question is not None:
-            initial["title"] = Truncator(" ".join(question.text.split())).chars(
-                KnowledgeArticle._meta.get_field("title").max_length
+            # The form class is made for this request, its fields with it: changing one is local.
+            form.base_fields["title"].help_text = format_html(
+                "Written for the question “{}”. Give the article a title of your own, the topic "
+                "in a few words: the question is not saved with it.",
+                Truncator(" ".join(question.text.split())).chars(QUESTION_HELP_CHARS),
             )
-        return initial
+        return form
 
     def save_model(
         self, request: HttpRequest, obj: KnowledgeArticle, form: forms.ModelForm, change: bool

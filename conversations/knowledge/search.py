@@ -9,7 +9,7 @@ rank, where a title counts more than the body) times how rare the word is among 
 "order" is in half of a shop's articles and tells them apart far less than "voucher". Words
 customers use for the same thing (KNOWLEDGE_SYNONYMS_FILE: "voucher" for "gift card") are
 searched too, at half weight. A floor (KNOWLEDGE_MIN_RANK) drops the weakest matches.
-SQLite, for development, counts matching words instead.
+SQLite, for development, counts the whole words an article shares with the message instead.
 """
 
 import functools
@@ -42,6 +42,17 @@ _SYNONYM_WEIGHT = 0.5
 _CANDIDATES_MAX = 500
 # Words whose counts a process keeps, at most (a few MB).
 _COUNTS_KEPT_MAX = 50_000
+# What the development search leaves out, as PostgreSQL's English stop words do: words of three
+# letters or more that say nothing of a message's topic.
+_COMMON_WORDS = frozenset(
+    """about above after again against all and any are because been before being below between
+    both but can could did does doing down during each few for from further had has have having
+    her here hers herself him himself his how into its itself just more most myself nor not now
+    off once only other our ours ourselves out over own same she should some such than that the
+    their theirs them themselves then there these they this those through too under until very
+    was were what when where which while who whom why will with would you your yours yourself
+    yourselves""".split()
+)
 # Bumped on every change to the articles (knowledge_changed), in the cache all processes share.
 _VERSION_KEY = "knowledge:version"
 
@@ -71,7 +82,7 @@ def knowledge_search(*, text: str) -> list[KnowledgeArticle]:
     if not own or settings.KNOWLEDGE_TOP_K < 1:
         return []
     if connection.vendor != "postgresql":
-        return _search_by_counting(words=own)
+        return _search_by_counting(terms=own)
     terms = {word: 1.0 for word in own}
     for synonym in _synonyms_of(own):
         terms.setdefault(synonym, _SYNONYM_WEIGHT)
@@ -201,13 +212,18 @@ def _singular(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def _search_by_counting(*, words: list[str]) -> list[KnowledgeArticle]:
-    """Development only: each word found in the title counts twice, in the body once."""
-    words = [word for word in words if len(word) > 2]
+def _search_by_counting(*, terms: list[str]) -> list[KnowledgeArticle]:
+    """Development only (SQLite has no full-text search): each of the message's words that is a
+    whole word of an article's title counts twice, of its text once.
+
+    Words are compared in the singular, and short or common words ("the", "what") are left
+    out: nearly every article holds them, as PostgreSQL's stop words.
+    """
+    wanted = {_singular(term) for term in terms if len(term) > 2 and term not in _COMMON_WORDS}
     scored = []
     for article in KnowledgeArticle.objects.filter(approved=True):
-        title, body = article.title.lower(), article.body.lower()
-        score = sum(2 * (word in title) + (word in body) for word in words)
+        title, body = ({_singular(word) for word in words(text)} for text in (article.title, article.body))
+        score = sum(2 * (term in title) + (term in body) for term in wanted)
         if score:
             scored.append((-score, article.pk, article))
     return [article for _, _, article in sorted(scored)[: settings.KNOWLEDGE_TOP_K]]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Contact, Conversation
+from conversations.services.forgetting import contact_traces_erase
 from messenger.errors import DeliveryError, TransientDeliveryError
 from messenger.graph import GraphClient
 
@@ -147,8 +148,12 @@ def contact_profile_fetch(*, contact_id: int) -> None:
 
 
 def contact_forget(*, contact: Contact) -> None:
-    """Delete a person and everything stored about them (what the privacy page promises)."""
-    contact.delete()
+    """Delete a person and everything stored about them (what the privacy page promises), their
+    words in the admin's log included; a tombstone keeps their old messages from bringing them
+    back (conversations.services.forgetting)."""
+    with transaction.atomic():
+        contact_traces_erase(contact=contact)
+        contact.delete()
 
 
 def contacts_profile_sweep() -> int:

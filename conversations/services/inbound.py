@@ -6,10 +6,14 @@ only once that transaction has committed.
 
 Dedup: a Messenger `mid` is Message.external_id, unique in the database, so the database
 decides, also between twins racing from two web workers: a message whose mid is already
-stored is not inserted again, nor answered (Meta redelivers what it is not sure arrived).
+stored is not inserted again, nor answered (Meta redelivers what it is not sure arrived). A
+postback Meta sends without a mid gets an id made of its sender, time and payload instead.
+A message of a person who was since forgotten is no longer stored, so their tombstone
+(conversations.models.Tombstone) decides: ignored, rather than re-creating them.
 """
 
 import functools
+import hashlib
 import logging
 import math
 import re
@@ -24,7 +28,7 @@ from django.db.models.functions import Coalesce
 
 from conversations.insights.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
-from conversations.selectors import conversation_id_by_sender
+from conversations.selectors import conversation_id_by_sender, tombstone_covers
 from conversations.services.conversations import (
     conversation_bot_pause,
     conversation_get_or_create,
@@ -130,14 +134,16 @@ def _client_message(event: MessageEvent | PostbackEvent) -> Message:
         text, reply_to_mid = event.text, event.reply_to_mid
         attachments = [_attachment_json(attachment) for attachment in event.attachments]
         details = {"quick_reply_payload": event.quick_reply_payload, "reply_to_mid": event.reply_to_mid}
+        external_id = _id(event.mid, kind="mid")
     else:
         # The button's title is what the person saw and tapped, so it is what gets answered.
         text, reply_to_mid, attachments = event.title or event.payload, None, []
         details = {"postback_payload": event.payload, "referral": event.referral}
+        external_id = _id(event.mid, kind="mid") if event.mid else _postback_id(event)
     return Message(
         role=Message.Role.CLIENT,
         status=Message.Status.RECEIVED,
-        external_id=_id(event.mid, kind="mid") if event.mid else None,
+        external_id=external_id,
         text=text_storable(text or ""),
         attachments=_storable_json(attachments),
         details=_storable_json({key: value for key, value in details.items() if value is not None}),
@@ -145,6 +151,13 @@ def _client_message(event: MessageEvent | PostbackEvent) -> Message:
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
+
+
+def _postback_id(event: PostbackEvent) -> str:
+    """The id of a postback that came without a `mid`: the same tap delivered again gets the same
+    one, so it is deduplicated, and remembered when its sender is forgotten, as a mid is."""
+    key = "\n".join([event.page_id, event.psid, event.timestamp.isoformat(), event.payload or ""])
+    return "postback:" + hashlib.sha256(text_storable(key).encode()).hexdigest()
 
 
 def _client_message_store(event: MessageEvent | PostbackEvent) -> Message | None:
@@ -221,12 +234,17 @@ _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
 
 
 def _message_insert(*, message: Message, event: Event) -> bool:
-    """Store `message` in the conversation with the event's sender; False when its mid is already stored.
+    """Store `message` in the conversation with the event's sender; False when its mid is already
+    stored, or when it belongs to a person who was forgotten since (a late retry, a replay).
 
     Someone who wrote before costs one small query for their conversation's id; their first
     message creates their contact and conversation.
     """
     page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
+    if tombstone_covers(page_id=page_id, psid=psid, external_id=message.external_id, sent_at=message.sent_at):
+        # Without the sender's id: they asked for it to be deleted, logs included.
+        logger.info("Ignored a message of a person who was forgotten since it was sent")
+        return False
     message.conversation_id = conversation_id_by_sender(page_id=page_id, psid=psid)
     if message.conversation_id is None:
         message.conversation = conversation_get_or_create(page_id=page_id, external_id=psid)

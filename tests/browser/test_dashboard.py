@@ -114,4 +114,5 @@ def test_a_moderator_opens_the_dashboard_from_the_admin_home_page(month, web, tm
             "href", re.compile(r"/admin/conversations/knowledgearticle/add/\?question=\d+$")
         )
         write.click()
-        expect(page.locator("#id_title")).not_to_have_value("")
+        expect(page.locator("#id_title")).to_have_value("")
+        expect(page.locator("#id_title_helptext")).to_contain_text("Written for the question")

@@ -46,7 +46,10 @@ def test_a_moderator_writes_an_article_from_an_unanswered_question(question, mod
         expect(rows.first).to_contain_text("Ada Lovelace")
 
         rows.first.locator("a", has_text="Write an article").click()
-        expect(page.locator("#id_title")).to_have_value(QUESTION)
+        # The question is beside the form, not in it: a title in the person's words would be
+        # given to everyone the bot answers.
+        expect(page.locator("#id_title")).to_have_value("")
+        expect(page.locator("#id_title_helptext")).to_contain_text(QUESTION)
         page.fill("#id_title", "Gift wrapping")
         page.fill("#id_body", "We gift-wrap any order for 3 EUR: tick 'Gift wrap' at checkout.")
         page.click("input[name=_save]")

@@ -146,9 +146,9 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     assert by_day(reply_times)[day_text(timezone.localdate() - timedelta(days=2))] == ["–", "–"]
     assert failures.table_head == [
         "Day",
-        "AI service down",
+        "Groq was unavailable",
         "Outside Messenger's 24-hour window",
-        "Person cannot be reached",
+        "The person cannot be reached",
     ]
     assert by_day(failures)[three_days_ago] == ["2", "0", "1"]
     assert by_day(failures)[today] == ["0", "1", "0"]
@@ -266,17 +266,50 @@ def test_staff_who_may_not_read_messages_and_people_who_are_not_staff_may_not(cl
 @pytest.mark.parametrize(
     ("code", "label"),
     [
-        ("graph:10/2018278", "Person cannot be reached"),
-        ("graph:190", "Page token refused"),
-        ("graph:368", "Facebook error (368)"),
-        ("llm:429", "AI rate limit"),
-        ("llm:APITimeoutError", "AI error (APITimeoutError)"),
-        ("ValueError", "Unexpected error (ValueError)"),
+        ("graph:10/2018278", "The person cannot be reached"),
+        ("graph:551", "The person cannot be reached"),
+        ("graph:190", "Facebook refused the Page token"),
+        ("graph:613", "Facebook's rate limit"),
+        ("graph:429", "Facebook's rate limit"),
+        ("graph:2", "Facebook was unavailable"),
+        ("graph:503", "Facebook was unavailable"),
+        ("graph:TransientDeliveryError", "Facebook did not answer"),
+        ("graph:368", "Facebook refused the message (error 368)"),
+        ("graph:100/2018109", "Facebook refused the message (error 100/2018109)"),
+        ("graph:PermanentDeliveryError", "Facebook refused the message"),
+        ("outside_window", "Outside Messenger's 24-hour window"),
+        ("llm:TransientLLMError", "Groq did not answer"),
+        ("llm:APITimeoutError", "Groq did not answer"),
+        ("llm:PermanentLLMError", "Groq's answer was unusable"),
+        ("llm:429", "Groq's rate limit"),
+        ("llm:503", "Groq was unavailable"),
+        ("llm:401", "Groq refused the API key"),
+        ("llm:404", "Groq refused the request (HTTP 404)"),
+        ("DataError", "Error in this service (DataError)"),
         ("", "Unknown"),
     ],
 )
 def test_failure_codes_read_as_reasons(code, label):
     assert failure_reason_label(code=code) == label
+
+
+def test_the_dashboard_names_failures_in_words_not_error_classes(admin_client, conversation):
+    # Settled days come from the cache: codes are kept there, the words are chosen when shown.
+    for days_ago, code in [(3, "llm:TransientLLMError"), (3, "graph:190"), (0, "llm:TransientLLMError")]:
+        Message.objects.create(
+            conversation=conversation, role="ai", status="failed", error_code=code, created_at=at(days_ago, 9)
+        )
+    dashboard_settled_days_count()
+
+    response = admin_client.get(URL)
+
+    failures = response.context["charts"][2]
+    assert failures.table_head == ["Day", "Groq did not answer", "Facebook refused the Page token"]
+    assert by_day(failures)[day_text(timezone.localdate() - timedelta(days=3))] == ["1", "1"]
+    assert failures.summary == (
+        "3 failed messages. Groq did not answer: 2; Facebook refused the Page token: 1."
+    )
+    assert "TransientLLMError" not in response.content.decode()
 
 
 def test_percentiles_without_postgresql_match_percentile_cont():

@@ -94,3 +94,21 @@ def test_a_confirmation_for_someone_already_deleted_is_harmless(services):
 
     assert not Contact.objects.exists() and not Message.objects.exists()
     assert [message["text"] for message in sent(graph)] == [QUESTION_TEXT, DELETED_TEXT, DELETED_TEXT]
+
+
+def test_a_replayed_request_after_the_deletion_brings_nothing_back(services):
+    graph, groq = services
+    request = postback(
+        mid=f"m_{uuid.uuid4().hex}", title="Delete my data", payload="DELETE_MY_DATA", psid=PSID
+    )
+    tap(request)
+    quick_reply("DELETE_MY_DATA_CONFIRM", "Yes, delete it")
+
+    inbound_events_store(events=parse_webhook(request))  # Meta retries the menu tap, late
+
+    assert not Contact.objects.exists() and not Message.objects.exists()
+    assert [message["text"] for message in sent(graph)] == [QUESTION_TEXT, DELETED_TEXT]
+
+    # Writing again later, they are someone new to the service.
+    tap(text_message(mid=f"m_{uuid.uuid4().hex}", text="Hello again", psid=PSID))
+    assert Contact.objects.count() == 1 and len(groq.calls()) == 1

@@ -1,0 +1,126 @@
+"""Forgetting a person leaves no trace of them, but one on purpose.
+
+Deleting the contact deletes their identities, conversations, messages, handoffs and the
+unanswered questions staff were shown (the database cascades). Two things hold their words
+elsewhere and are cleaned here: the admin's action log (LogEntry keeps each object's name, e.g.
+the contact's, and the message's text) and a knowledge article whose title is their question
+as "Write an article" once proposed it (the bot would give it to anyone).
+
+What stays, on purpose, is a tombstone (conversations.models.Tombstone): keyed hashes of their
+identity and of their messages' ids, so that Meta's late retries and replayed deliveries of
+their old messages are ignored instead of re-creating them. Tombstones go after
+Tombstone.RETENTION (tombstones_purge, hourly).
+"""
+
+import logging
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import CharField, Expression, Model, QuerySet, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+from django.utils.text import Truncator, capfirst
+
+from conversations.knowledge.services import knowledge_article_save
+from conversations.models import (
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    Handoff,
+    KnowledgeArticle,
+    Message,
+    Tombstone,
+    UnansweredQuestion,
+)
+
+logger = logging.getLogger(__name__)
+
+_TITLE_MAX_CHARS = KnowledgeArticle._meta.get_field("title").max_length
+
+
+def contact_traces_erase(*, contact: Contact) -> None:
+    """Leave a tombstone of `contact` and erase their words outside their own rows, in the
+    transaction of contact_forget, which then deletes the contact."""
+    identities = ChannelIdentity.objects.filter(contact=contact)
+    conversations = Conversation.objects.filter(identity__in=identities)
+    messages = Message.objects.filter(conversation__in=conversations)
+    questions = UnansweredQuestion.objects.filter(message__in=messages)
+    _tombstones_record(identities=identities, messages=messages)
+    articles = _articles_quoting_unapprove(questions=questions)
+    for model, rows in (
+        (Contact, Contact.objects.filter(pk=contact.pk)),
+        (ChannelIdentity, identities),
+        (Conversation, conversations),
+        (Message, messages),
+        (UnansweredQuestion, questions),
+        (Handoff, Handoff.objects.filter(conversation__in=conversations)),
+    ):
+        # "Contact #12 (forgotten)": the entry still says which object it was about.
+        name = Concat(
+            Value(f"{capfirst(model._meta.verbose_name)} #"),
+            "object_id",
+            Value(" (forgotten)"),
+            output_field=CharField(),
+        )
+        _admin_log_redact(model=model, rows=rows, name=name)
+    for article in articles:
+        _admin_log_redact(
+            model=KnowledgeArticle,
+            rows=KnowledgeArticle.objects.filter(pk=article.pk),
+            name=Value(article.title),
+        )
+
+
+def tombstones_purge() -> int:
+    """Delete the tombstones older than Tombstone.RETENTION; how many."""
+    deleted, _ = Tombstone.objects.filter(created_at__lt=timezone.now() - Tombstone.RETENTION).delete()
+    return deleted
+
+
+def _tombstones_record(*, identities: QuerySet[ChannelIdentity], messages: QuerySet[Message]) -> None:
+    """One tombstone per identity and per message id; forgetting someone again renews theirs."""
+    digests = [
+        Tombstone.identity_digest(channel=channel, page_id=page_id, external_id=external_id)
+        for channel, page_id, external_id in identities.values_list("channel", "page_id", "external_id")
+    ] + [
+        Tombstone.message_digest(external_id=external_id)
+        for external_id in messages.filter(external_id__isnull=False)
+        .values_list("external_id", flat=True)
+        .iterator()
+    ]
+    now = timezone.now()
+    Tombstone.objects.bulk_create(
+        [Tombstone(digest=digest, created_at=now) for digest in digests],
+        update_conflicts=True,
+        unique_fields=["digest"],
+        update_fields=["created_at"],
+        batch_size=1000,
+    )
+
+
+def _articles_quoting_unapprove(*, questions: QuerySet[UnansweredQuestion]) -> list[KnowledgeArticle]:
+    """The articles written from `questions` whose title is the question itself, as "Write an
+    article" proposed it before it stopped doing so: unapproved and retitled for staff to
+    write a title of their own."""
+    articles = []
+    for question in questions.filter(article__isnull=False).select_related("article"):
+        article = question.article
+        if article.title != Truncator(" ".join(question.text.split())).chars(_TITLE_MAX_CHARS):
+            continue
+        article.title = f"Untitled #{article.pk}: its title quoted a person who was forgotten"
+        article.approved = False
+        knowledge_article_save(article=article)
+        articles.append(article)
+        logger.warning(
+            "Knowledge article %s unapproved: its title quoted a person who was forgotten", article.pk
+        )
+    return articles
+
+
+def _admin_log_redact(*, model: type[Model], rows: QuerySet, name: Expression) -> None:
+    """Rename the admin log's entries about `rows` to `name`, and drop their change messages
+    (which can quote related objects); who did what, and when, stays."""
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(model),
+        object_id__in=rows.annotate(key=Cast("pk", CharField())).values("key"),
+    ).update(object_repr=name, change_message="")
