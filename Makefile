@@ -1,9 +1,9 @@
-# The two commands: `make run` and `make test`. Both install into .venv first.
+# The two commands: `make run` and `make test` (and `make try`). Each installs into .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev migrate bench-system bench-knowledge bench-ingest chromium
+.PHONY: run try test lint install install-dev migrate bench-system bench-knowledge bench-ingest chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/python -m devtools.local run
+
+# The bot with Meta's Graph API and Groq stood in for: each line typed (or piped) is a Messenger
+# user's message, and the bot's reply is printed. Needs no account and no .env.
+try: install
+	$(BIN)/python -m devtools.local try
 
 test: lint chromium
 	$(BIN)/python -m devtools.local test $(PYTEST_ARGS)

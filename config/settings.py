@@ -7,7 +7,9 @@ check them (config.checks), so every management command works on a fresh machine
 import logging
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 import redis
@@ -35,6 +37,22 @@ PRODUCTION_SECRETS = (
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# The processes (Procfile): config/gunicorn.py and `manage.py rqworkers` read these, so the
+# environment wins over `.env` for them as for everything else.
+PORT = env.int("PORT", default=8000)
+# In development (DEBUG on) the web process listens on this machine only: the debug pages must
+# not be reachable from the network. Behind a proxy or in a container it listens everywhere.
+BIND_HOST = env.str("BIND_HOST", default="127.0.0.1" if DEBUG else "0.0.0.0")
+# gunicorn worker processes, and threads in each: a thread waits on a slow client's upload while
+# the others answer (docs/decisions.md), so WEB_CONCURRENCY x WEB_THREADS requests run at once.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# The proxies whose X-Forwarded-Proto and X-Forwarded-For are believed (addresses or networks,
+# or * for any): gunicorn's own rule for the scheme, and config.proxy's for the client address.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
+# RQ worker processes of the worker process, one job at a time each.
+RQ_WORKERS = env.int("RQ_WORKERS", default=10)
+
 # Messenger (Graph API)
 FACEBOOK_APP_ID = env.str("FACEBOOK_APP_ID", default="")
 # Optional: the Page this service answers for; events for any other Page are not answered.
@@ -55,7 +73,9 @@ MESSENGER_GREETING = env.str(
 )
 MESSENGER_ICE_BREAKERS = env.str("MESSENGER_ICE_BREAKERS", default="[]")
 
-# LLM (Groq). GROQ_BASE_URL is read by the groq SDK itself from the environment.
+# LLM (Groq). The base URL is given to the SDK's client, which would otherwise read the variable
+# itself and take an empty one for a URL.
+GROQ_BASE_URL = env.str("GROQ_BASE_URL", default="https://api.groq.com").rstrip("/")
 GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
 GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
 LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
@@ -107,8 +127,18 @@ HANDOFF_MESSAGE = env.str(
 )
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
-# The service's public address, for links in alerts (e.g. https://bot.example.com).
+# The service's public address, for links in alerts (e.g. https://bot.example.com). Its host is
+# one the service answers to, and its origin one the admin's forms may come from, so going live
+# behind a tunnel or a proxy needs SITE_URL only.
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+if _site.hostname:
+    _site_host = f"[{_site.hostname}]" if ":" in _site.hostname else _site.hostname
+    if _site_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_site_host)
+    _site_origin = f"{_site.scheme}://{_site.netloc.rpartition('@')[2]}"
+    if _site_origin not in CSRF_TRUSTED_ORIGINS:
+        CSRF_TRUSTED_ORIGINS.append(_site_origin)
 PAGE_TOKEN_CHECK_HOURS = env.float("PAGE_TOKEN_CHECK_HOURS", default=6)
 # Seconds before each further try of an alert channel that failed; their count is the retries.
 ALERT_RETRY_INTERVALS = [
@@ -149,6 +179,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_rq",
+    "axes",
     "conversations",
 ]
 
@@ -161,7 +192,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failures for one user name from one
+# client address, that pair is locked out for ADMIN_LOGIN_LOCKOUT_MINUTES (each further try
+# restarts the wait); a successful login clears the count. The client address is the proxy's
+# forwarded one only when the proxy is trusted (FORWARDED_ALLOW_IPS). Staff unlock a pair early
+# in the admin (Axes > Access attempts) or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -275,9 +323,14 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-# Production defaults: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+# The DEBUG error page hides secrets inside settings too: URL passwords (REDIS_URL, the cache)
+# and the alert webhook's URL, whose path is its secret.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SecretsHiddenFilter"
+
+# Production defaults: behind a TLS-terminating proxy. Whether a request came in over HTTPS is
+# gunicorn's word (wsgi.url_scheme), which believes X-Forwarded-Proto from FORWARDED_ALLOW_IPS
+# only; Django's SECURE_PROXY_SSL_HEADER would believe it from anyone.
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -312,6 +365,8 @@ LOGGING = {
         # With LOG_LEVEL=DEBUG, Django would log every SQL statement; httpx's INFO line per
         # Groq request is left on, which is what operators expect to see.
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces its version at every start of every command.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 # Python's warnings (a library's deprecation, a missing static directory) as log lines too, in

@@ -1,7 +1,7 @@
 """The LLM behind one function, `llm_complete`, with typed errors.
 
-Uses the official groq SDK, which reads GROQ_BASE_URL from the environment itself and
-appends /openai/v1/... to it. One client per process (`get_groq_client`) keeps one
+Uses the official groq SDK, given GROQ_BASE_URL from the settings (it appends /openai/v1/...
+to it). One client per process (`get_groq_client`) keeps one
 connection pool.
 
 The client is built with `max_retries=0`: retries are owned by exactly one layer, the RQ
@@ -87,14 +87,21 @@ NO_REASON = "The assistant handed over without saying why."
 _REASON_MAX_CHARS = 500
 
 
-def build_groq_client(*, api_key: str, timeout: float, base_url: str | None = None) -> groq.Groq:
-    """A Groq client without retries; base_url None means GROQ_BASE_URL, else the SDK default."""
+def build_groq_client(*, api_key: str, timeout: float, base_url: str) -> groq.Groq:
+    """A Groq client without retries.
+
+    The base URL is always given: left None, the SDK would read GROQ_BASE_URL from the
+    environment itself, and take an empty one (`GROQ_BASE_URL=` handed over from a .env by
+    docker compose, say) for the URL instead of its default.
+    """
     return groq.Groq(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
 @functools.cache
 def get_groq_client() -> groq.Groq:
-    return build_groq_client(api_key=settings.GROQ_API_KEY, timeout=settings.GROQ_TIMEOUT_SECONDS)
+    return build_groq_client(
+        api_key=settings.GROQ_API_KEY, timeout=settings.GROQ_TIMEOUT_SECONDS, base_url=settings.GROQ_BASE_URL
+    )
 
 
 def llm_complete(*, prompt: str) -> Completion:

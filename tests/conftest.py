@@ -54,12 +54,12 @@ def groq_service_standin():
 
 
 @pytest.fixture
-def groq(groq_service_standin, monkeypatch):
-    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL (read by the SDK's client)."""
+def groq(groq_service_standin, settings):
+    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL."""
     from conversations.llm import get_groq_client
 
     groq_service_standin.reset()
-    monkeypatch.setenv("GROQ_BASE_URL", groq_service_standin.url)
+    settings.GROQ_BASE_URL = groq_service_standin.url
     get_groq_client.cache_clear()
     yield groq_service_standin
     get_groq_client.cache_clear()

@@ -2,7 +2,8 @@
 
     POST /openai/v1/chat/completions   kind "chat" → an OpenAI-style chat.completion
 
-The answer is deterministic: "Echo: " + the last 40 characters of the last user message,
+The answer is deterministic: "Echo: " + the last 40 characters of the person's words (the
+<CURRENT_USER_QUERY> section of the service's prompt, else the last user message),
 unless a script gives "text" (null gives a null content) or "tool_calls" (a list of {"name",
 "arguments"}: the model calls those tools, with no text unless "text" gives one). Recorded
 calls also carry "tools", the names of the tools the request offered. Like gpt-oss models it also
@@ -15,6 +16,7 @@ Run alone: python -m devtools.standins.groq --port 8102 (then GROQ_BASE_URL=http
 """
 
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -39,9 +41,13 @@ _ERRORS = {
 }
 
 
+_CURRENT_USER_QUERY = re.compile(r"<CURRENT_USER_QUERY>\n?(.*?)\n?</CURRENT_USER_QUERY>\s*\Z", re.DOTALL)
+
+
 def echo_answer(prompt: str) -> str:
     """The stand-in's default answer to `prompt`, for tests that check what was sent."""
-    return "Echo: " + prompt[-40:]
+    query = _CURRENT_USER_QUERY.search(prompt)
+    return "Echo: " + (query.group(1) if query else prompt)[-40:]
 
 
 def _groq_error(*, status: int, message: str | None = None) -> Reply:

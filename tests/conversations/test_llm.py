@@ -162,10 +162,8 @@ def test_a_reason_never_contains_the_api_key(groq_standin, client):
     assert "Invalid API Key [redacted]" in caught.value.reason
 
 
-def test_llm_complete_uses_the_settings_and_groq_base_url(
-    groq_standin, settings, monkeypatch, fresh_client_cache
-):
-    monkeypatch.setenv("GROQ_BASE_URL", groq_standin.url)
+def test_llm_complete_uses_the_settings_and_groq_base_url(groq_standin, settings, fresh_client_cache):
+    settings.GROQ_BASE_URL = groq_standin.url
     settings.GROQ_API_KEY = API_KEY
     settings.GROQ_MODEL = "openai/gpt-oss-20b"
     settings.GROQ_TIMEOUT_SECONDS = 7.5

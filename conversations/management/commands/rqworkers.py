@@ -3,6 +3,7 @@
 The pool is conversations.workers; this command only checks the secrets and starts it.
 """
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django_rq.jobs import get_job_class
 from django_rq.queues import get_queues
@@ -20,7 +21,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", default=["default"], help="queues to work on")
         parser.add_argument(
-            "--num-workers", type=int, default=10, help="worker processes, each one job at a time"
+            "--num-workers",
+            type=int,
+            default=settings.RQ_WORKERS,
+            help="worker processes, each one job at a time (default: RQ_WORKERS)",
         )
 
     def handle(self, *args, queues: list[str], num_workers: int, verbosity: int, **options) -> None:
