@@ -58,7 +58,7 @@ def email_url_check(app_configs: object = None, **kwargs: object) -> list[checks
     return [
         checks.Error(
             f"EMAIL_URL is not an email URL ({settings.EMAIL_URL_ERROR}): alert emails go to the console.",
-            hint="For example smtp+tls://user:password@smtp.example.com:587 (see README, Handoff and alerts).",
+            hint="For example smtp+tls://user:password@smtp.example.com:587 (see docs/settings.md).",
             id="config.E010",
         )
     ]

@@ -113,7 +113,8 @@ KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=3)
 KNOWLEDGE_MAX_CHARS = env.int("KNOWLEDGE_MAX_CHARS", default=6000)
 KNOWLEDGE_SEARCH_CONFIG = env.str("KNOWLEDGE_SEARCH_CONFIG", default="english")
 KNOWLEDGE_MIN_RANK = env.float("KNOWLEDGE_MIN_RANK", default=0.15)
-# Groups of words customers use for the same thing ("voucher", "gift card"); empty for none.
+# Groups of words customers use for the same thing ("voucher", "gift card"); /dev/null for none
+# (an empty value means the default file, as for every setting).
 KNOWLEDGE_SYNONYMS_FILE = env.str(
     "KNOWLEDGE_SYNONYMS_FILE", default=str(BASE_DIR / "conversations" / "knowledge" / "synonyms.txt")
 )

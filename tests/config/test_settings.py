@@ -1,5 +1,5 @@
 """Settings rules: the web and worker processes need the production secrets, management commands
-do not; DEBUG runs with warnings; every setting read is documented in .env.example and the README.
+do not; DEBUG runs with warnings; every setting read is documented in .env.example and docs/settings.md.
 """
 
 import os
@@ -135,16 +135,16 @@ def test_every_documented_variable_has_its_default():
     ]
 
 
-def test_every_setting_read_is_in_env_example_and_the_readme():
+def test_every_setting_read_is_in_env_example_and_docs_settings():
     # Everything is read in config/settings.py, the processes' knobs too (config/gunicorn.py
     # and rqworkers take them from there): the Procfile names no variable.
     settings_source = (BASE_DIR / "config" / "settings.py").read_text()
     read = set(re.findall(r'\benv(?:\.\w+)?\(\s*"(\w+)"', settings_source))
     env_example = (BASE_DIR / ".env.example").read_text()
     example = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", env_example, re.MULTILINE))
-    readme = (BASE_DIR / "README.md").read_text()
-    configuration = readme.split("\n## Configuration\n")[1].split("\n## ")[0]
-    first_cells = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", configuration, re.MULTILINE)
+    # The first cell of each row of docs/settings.md's tables names one variable, or several.
+    settings_page = (BASE_DIR / "docs" / "settings.md").read_text()
+    first_cells = re.findall(r"^\| ((?:`[A-Z][A-Z0-9_]*`(?:, )?)+) \|", settings_page, re.MULTILINE)
     documented = {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
 
     assert "${" not in (BASE_DIR / "Procfile").read_text()
@@ -158,10 +158,7 @@ def test_every_setting_read_is_in_env_example_and_the_readme():
         "GROQ_BASE_URL",
     } <= read
     assert example == read, f"not in .env.example: {read - example}; not read: {example - read}"
-    # The README is being rewritten (issue 20): it may lag behind the settings added meanwhile
-    # (the docs writer restores `documented == read` with the new settings page), but it never
-    # documents a variable nothing reads.
-    assert documented <= read, f"documented but not read: {documented - read}"
+    assert documented == read, f"not in docs/settings.md: {read - documented}; not read: {documented - read}"
 
 
 # PostgreSQL prepares a statement the connection runs again and again, so it is parsed and
