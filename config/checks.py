@@ -62,3 +62,19 @@ def email_url_check(app_configs: object = None, **kwargs: object) -> list[checks
             id="config.E010",
         )
     ]
+
+
+@checks.register(checks.Tags.security)
+def forwarded_allow_ips_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    # A typo would silently distrust the real proxy: HTTPS, HSTS and the lockout's address go wrong.
+    from config.proxy import proxy_network
+
+    return [
+        checks.Error(
+            f"FORWARDED_ALLOW_IPS has {entry!r}, which is neither an address, a network nor *.",
+            hint="A comma list such as 127.0.0.1,10.0.0.0/8 (see docs/settings.md).",
+            id="config.E011",
+        )
+        for entry in settings.FORWARDED_ALLOW_IPS
+        if entry != "*" and proxy_network(entry) is None
+    ]

@@ -36,6 +36,11 @@ class Env(environ.Env):
 
     ENVIRON = _SetVariables()
 
+    def list(self, var: str, cast: object = None, default: object = environ.Env.NOTSET) -> list:
+        """A comma list as people write one: "a, b," is ["a", "b"] (django-environ keeps the spaces)."""
+        items = super().list(var, cast=cast, default=default)
+        return [item.strip() for item in items if item.strip()] if cast is None else items
+
 
 def dotenv_load(path: Path) -> None:
     """Set each variable `path` gives a value that the environment does not already set."""

@@ -35,8 +35,19 @@ def _is_trusted_proxy(address: str) -> bool:
         return True
     parsed = _parsed(address)
     return parsed is not None and any(
-        parsed in ipaddress.ip_network(allowed, strict=False) for allowed in settings.FORWARDED_ALLOW_IPS
+        parsed in network
+        for network in map(proxy_network, settings.FORWARDED_ALLOW_IPS)
+        if network is not None
     )
+
+
+def proxy_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The network a FORWARDED_ALLOW_IPS entry names (an address is a network of one), or None
+    when it names none (config.checks reports it)."""
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
 
 
 def _parsed(address: str) -> IPAddress | None:

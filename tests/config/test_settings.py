@@ -254,3 +254,27 @@ def test_site_url_is_an_allowed_host_and_a_trusted_origin(tmp_path):
     )
     result = run_python(code, env)
     assert result.stdout.split() == ["200", "400", "https://bot-1234.ngrok-free.app"], result.stderr
+
+
+def test_lists_are_read_as_people_write_them_and_a_bad_proxy_entry_is_a_check_error(tmp_path):
+    # "a, b" is two entries, not "a" and " b" that match nothing; a typo is named, never a 500.
+    env = environment_of_a_new_machine(
+        tmp_path,
+        FORWARDED_ALLOW_IPS="127.0.0.1, 10.0.0.0/8, proxy.local,",
+        ALLOWED_HOSTS="a.example, b.example",
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "from config.proxy import client_ip; from django.test import RequestFactory; "
+        "print(*s.FORWARDED_ALLOW_IPS, *s.ALLOWED_HOSTS, sep='|'); "
+        "print(client_ip(RequestFactory().get('/', REMOTE_ADDR='10.1.2.3', HTTP_X_FORWARDED_FOR='203.0.113.9')))"
+    )
+    result = run_python(code, env)
+    assert result.stdout.splitlines() == [
+        "127.0.0.1|10.0.0.0/8|proxy.local|a.example|b.example|localhost",  # SITE_URL adds its host
+        "203.0.113.9",
+    ], result.stderr
+
+    check = manage("check", env=env)
+    assert check.returncode == 1
+    assert "config.E011" in check.stderr and "'proxy.local'" in check.stderr
