@@ -2,22 +2,35 @@
 Page's token on every Graph call, and the Pages every process keeps in memory (conversations.pages)."""
 
 import logging
+import time
 import uuid
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core import mail
 
-from conversations.models import Message, Page
+from conversations import payloads
+from conversations.knowledge.search import knowledge_search
+from conversations.knowledge.services import knowledge_article_save
+from conversations.models import KnowledgeArticle, Message, Page, SystemPrompt
 from conversations.pages import PageRegistry, pages_forget
 from conversations.services.conversations import contact_profile_fetch
 from conversations.services.delivery import page_token_check
-from conversations.services.pages import page_disconnect
+from conversations.services.pages import page_disconnect, page_settings_update
 from conversations.services.replies import reply_produce
 from devtools.standins.graph import PAGE_ID
-from devtools.webhook import IGSID, INSTAGRAM_ACCOUNT_ID, PSID, instagram_message, post_signed, text_message
+from devtools.webhook import (
+    IGSID,
+    INSTAGRAM_ACCOUNT_ID,
+    PSID,
+    instagram_message,
+    post_signed,
+    postback,
+    text_message,
+)
 from tests.conversations.test_alerts import channels, deliver_queued  # noqa: F401 -- a fixture
 from tests.jobs import queued_reply_jobs
+from tests.messenger.fixtures import fixture
 from tests.pages import ENVIRONMENT_TOKEN, environment_page_registered, page_connected
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +287,114 @@ def test_the_token_check_asks_each_page_with_its_own_token_and_alerts_the_one_re
     page_token_check()
     shop.refresh_from_db()
     assert (shop.token_state, shop.token_error) == (Page.TokenState.WORKS, "")
+
+
+# --- per Page ---------------------------------------------------------------------------------
+
+
+def test_each_page_answers_with_its_own_system_prompt_else_the_global_one(
+    client, services, shop, django_capture_on_commit_callbacks
+):
+    _, groq = services
+    SystemPrompt.objects.create(text="You answer for every Page.")
+    shop.system_prompt = "You are the assistant of Shop Aarhus."
+    with django_capture_on_commit_callbacks(execute=True):
+        page_settings_update(page=shop)
+
+    post_signed(client, text_message(mid=mid(), text="Question for the shop", page_id=SHOP_ID))
+    answer_newest()
+    post_signed(
+        client, text_message(mid=mid(), text="Question for the test page", page_id=PAGE_ID, psid="555")
+    )
+    answer_newest()
+
+    shop_prompt, other_prompt = (call["prompt"] for call in groq.calls())
+    assert "You are the assistant of Shop Aarhus." in shop_prompt
+    assert "You answer for every Page." not in shop_prompt
+    assert "You answer for every Page." in other_prompt and "Shop Aarhus" not in other_prompt
+
+
+def test_each_page_tells_a_person_handed_over_its_own_message_else_handoff_message(
+    client, services, shop, settings, django_capture_on_commit_callbacks
+):
+    graph, _ = services
+    shop.handoff_message = "Someone from Shop Aarhus will answer you here."
+    with django_capture_on_commit_callbacks(execute=True):
+        page_settings_update(page=shop)
+
+    for page_id, psid in [(SHOP_ID, PSID), (PAGE_ID, "555")]:
+        post_signed(
+            client,
+            postback(
+                mid=mid(), title="Talk to a person", payload=payloads.HUMAN_AGENT, psid=psid, page_id=page_id
+            ),
+        )
+        answer_newest()
+
+    assert [(token, text) for token, _, text in sent(graph)] == [
+        (SHOP_TOKEN, "Someone from Shop Aarhus will answer you here."),
+        (ENVIRONMENT_TOKEN, settings.HANDOFF_MESSAGE),
+    ]
+
+
+def test_a_page_is_given_its_own_articles_and_those_for_every_page_never_another_pages(
+    services, shop, django_capture_on_commit_callbacks
+):
+    graph, _ = services
+    page_connected(graph, token="EAAodense", page_id="3003", name="Shop Odense")
+    articles = [("Opening hours", None), ("Aarhus showroom", SHOP_ID), ("Odense showroom", "3003")]
+    with django_capture_on_commit_callbacks(execute=True):  # the search counts its words again
+        for title, page_id in articles:
+            body = f"{title}: the showroom opens at nine."
+            knowledge_article_save(article=KnowledgeArticle(title=title, body=body, page_id=page_id))
+
+    def titles(page_id: str | None) -> set[str]:
+        found = knowledge_search(text="when does the showroom open", page_id=page_id)
+        return {article.title for article in found}
+
+    assert titles(SHOP_ID) == {"Opening hours", "Aarhus showroom"}
+    assert titles("3003") == {"Opening hours", "Odense showroom"}
+    assert titles(PAGE_ID) == {"Opening hours"}
+
+
+# --- Instagram's stories ----------------------------------------------------------------------
+
+
+def now_stamped(envelope: dict) -> dict:
+    """A recorded delivery as if sent now: within the 24-hour window."""
+    now_ms = int(time.time() * 1000)
+    entry = envelope["entry"][0]
+    entry["time"] = entry["messaging"][0]["timestamp"] = now_ms
+    return envelope
+
+
+def test_a_story_mention_is_stored_and_answered_knowing_what_it_is(client, services, shop):
+    graph, groq = services
+    post_signed(client, now_stamped(fixture("instagram_story_mention")))
+
+    message = answer_newest()
+
+    assert message.attachments[0]["type"] == "story_mention"
+    [call] = groq.calls()
+    query = call["prompt"].split("<CURRENT_USER_QUERY>")[1]
+    assert "[the user mentioned you in their story]" in query
+    [(_, psid, text)] = sent(graph)
+    assert psid == IGSID and text.startswith("Echo:")  # the LLM's answer, not the fixed "text only" one
+
+
+def test_a_reply_to_a_story_is_stored_and_answered_knowing_which_story(client, services, shop):
+    _, groq = services
+    delivery = now_stamped(fixture("instagram_story_reply"))
+    story = delivery["entry"][0]["messaging"][0]["message"]["reply_to"]["story"]
+
+    post_signed(client, delivery)
+    message = answer_newest()
+
+    assert message.details["story_reply"] == {"id": story["id"], "url": story["url"]}
+    query = groq.calls()[0]["prompt"].split("<CURRENT_USER_QUERY>")[1]
+    assert f"[the user replied to your story: {story['url']}]\nIs this one still available in blue?" in query
+
+
+def test_an_unsent_instagram_message_is_acknowledged_and_ignored(client, services, shop):
+    assert post_signed(client, now_stamped(fixture("instagram_deleted"))).status_code == 200
+    assert not Message.objects.exists()
