@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from conversations.models import Page
 from conversations.services.pages import (
@@ -65,6 +67,8 @@ class PageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Page | None = None) -> bool:
         return False  # disconnected, never deleted: its conversations and articles refer to it
 
+    # Django's error reports show a POST's fields; the token must not be among them.
+    @method_decorator(sensitive_post_parameters("access_token"))
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:

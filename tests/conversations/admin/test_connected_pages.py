@@ -55,6 +55,8 @@ def test_a_refused_token_shows_why_on_the_form_stores_nothing_and_is_not_shown_b
     assert "Facebook refused the token: Invalid OAuth access token" in body
     assert refused not in body
     assert not Page.objects.exists()
+    # Nor in an error report of Django's, should the request ever fail.
+    assert response.wsgi_request.sensitive_post_parameters == ("access_token",)
 
 
 def test_connecting_needs_the_add_permission(client, graph, redis_conn):
