@@ -22,6 +22,9 @@ DEBUG = env.bool("DEBUG", default=False)
 
 # Secrets: empty means "not configured"; config.checks says where that is fatal.
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Former secret keys, still accepted (sessions, signatures) and still decrypting Page tokens
+# until `manage.py pages reencrypt` has rewritten them with SECRET_KEY.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 FACEBOOK_PAGE_ACCESS_TOKEN = env.str("FACEBOOK_PAGE_ACCESS_TOKEN", default="")
 FACEBOOK_VERIFY_TOKEN = env.str("FACEBOOK_VERIFY_TOKEN", default="")
 FACEBOOK_APP_SECRET = env.str("FACEBOOK_APP_SECRET", default="")
@@ -55,8 +58,14 @@ RQ_WORKERS = env.int("RQ_WORKERS", default=10)
 
 # Messenger (Graph API)
 FACEBOOK_APP_ID = env.str("FACEBOOK_APP_ID", default="")
-# Optional: the Page this service answers for; events for any other Page are not answered.
+# Optional: the Page FACEBOOK_PAGE_ACCESS_TOKEN is for; set, that token answers this Page only,
+# empty, any Page that is not connected in the database (conversations.pages).
 FACEBOOK_PAGE_ID = env.str("FACEBOOK_PAGE_ID", default="")
+# Connected Pages' tokens are encrypted at rest (django-fernet-encrypted-fields, which reads
+# SALT_KEY): a key is derived from SECRET_KEY (and each fallback) with each salt, the first
+# salt's encrypting, the others' only decrypting. Rotating: put a new salt first, then
+# `manage.py pages reencrypt`.
+SALT_KEY = env.list("FIELD_ENCRYPTION_SALTS", default=["messenger-ai.page-tokens"])
 # Staff messages between 24 hours and 7 days after the person's last message go out with
 # Meta's HUMAN_AGENT tag (the app needs that permission); off, they are refused.
 FACEBOOK_HUMAN_AGENT_TAG = env.bool("FACEBOOK_HUMAN_AGENT_TAG", default=False)

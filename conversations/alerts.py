@@ -4,8 +4,8 @@ chat webhook (STAFF_ALERT_WEBHOOK_URL: Slack's and Mattermost's incoming webhook
 Raised on a handoff, a reply that finally failed, and the Page token refused. Each alert is
 delivered by jobs of its own, one per channel, tried again a few times, so an alert never
 slows or blocks a reply and a channel that is down does not hold the other back. The same
-alert for the same conversation is not raised again within a few minutes; the token's,
-until the token works again.
+alert for the same conversation is not raised again within a few minutes; a Page token's,
+until that token works again.
 """
 
 import enum
@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 DELIVER_JOB = "conversations.jobs.alert_deliver"
 REPEAT_AFTER = timedelta(minutes=5)
 _WEBHOOK_TIMEOUT_SECONDS = 5
-_KEY = "alerts:{kind}:{conversation}"
+# The subject: the conversation, or for a token the Page.
+_KEY = "alerts:{kind}:{subject}"
 
 
 class AlertNotDelivered(Exception):
@@ -43,12 +44,22 @@ class AlertKind(enum.StrEnum):
 _SUBJECTS = {
     AlertKind.HANDOFF: "{contact} needs a person",
     AlertKind.REPLY_FAILED: "A reply to {contact} failed",
-    AlertKind.TOKEN_REFUSED: "Facebook refused the Page access token",
+    AlertKind.TOKEN_REFUSED: "Facebook refused the access token of {page}",
 }
 
 
-def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = None) -> None:
+def alert_raise(
+    *,
+    kind: AlertKind,
+    reason: str,
+    conversation_id: int | None = None,
+    page_id: str | None = None,
+    page_name: str | None = None,
+) -> None:
     """Queue the alert's delivery to every channel set up, unless it was raised just before.
+
+    A token's alert is about a Page (`page_id`, named `page_name` in the alert): it is raised
+    once per Page, whichever conversation met the refusal.
 
     Never raises: an alert that cannot be queued (Redis down) is logged, and what it is
     about (a handoff, a failed message) stays visible in the admin.
@@ -67,7 +78,8 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
     repeat_after = None if kind is AlertKind.TOKEN_REFUSED else REPEAT_AFTER
     try:
         connection = django_rq.get_connection()
-        if not connection.set(_key(kind, conversation_id), 1, nx=True, ex=repeat_after):
+        key = _key(kind, page_id if kind is AlertKind.TOKEN_REFUSED else conversation_id)
+        if not connection.set(key, 1, nx=True, ex=repeat_after):
             return
         queue = django_rq.get_queue()
         for channel in channels:
@@ -77,6 +89,7 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
                 kind=kind.value,
                 reason=reason,
                 conversation_id=conversation_id,
+                page_name=page_name,
                 retry=Retry(max=len(settings.ALERT_RETRY_INTERVALS), interval=settings.ALERT_RETRY_INTERVALS),
                 # The reason may name the person: nothing of it stays in Redis once delivered.
                 result_ttl=0,
@@ -87,13 +100,19 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
     logger.info("Alert %s queued for %s: conversation=%s", kind.value, ", ".join(channels), conversation_id)
 
 
-def alert_token_works() -> None:
-    """The token works (again): the next refusal is alerted."""
-    django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, None))
+def alert_token_works(*, page_id: str) -> None:
+    """The Page's token works (again): its next refusal is alerted."""
+    django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, page_id))
 
 
 def alert_deliver(
-    *, channel: str, kind: str, reason: str, conversation_id: int | None, final_attempt: bool
+    *,
+    channel: str,
+    kind: str,
+    reason: str,
+    conversation_id: int | None,
+    final_attempt: bool,
+    page_name: str | None = None,
 ) -> None:
     """Send one alert to one channel.
 
@@ -101,7 +120,9 @@ def alert_deliver(
     whose path is its secret), then AlertNotDelivered for rq to try again later; on the last
     try it is given up with one error line.
     """
-    subject, text = _alert_text(kind=AlertKind(kind), reason=reason, conversation_id=conversation_id)
+    subject, text = _alert_text(
+        kind=AlertKind(kind), reason=reason, conversation_id=conversation_id, page_name=page_name
+    )
     try:
         if channel == "email":
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, settings.STAFF_ALERT_EMAILS)
@@ -137,7 +158,9 @@ def _failure_text(error: Exception) -> str:
     return f"{type(error).__name__}, SMTP {code}" if code else type(error).__name__
 
 
-def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) -> tuple[str, str]:
+def _alert_text(
+    *, kind: AlertKind, reason: str, conversation_id: int | None, page_name: str | None
+) -> tuple[str, str]:
     conversation = (
         Conversation.objects.select_related("identity__contact").filter(pk=conversation_id).first()
         if conversation_id
@@ -148,9 +171,9 @@ def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) ->
     else:
         contact = str(conversation.identity.contact)
         url = settings.SITE_URL + reverse("admin:conversations_conversation_change", args=[conversation.pk])
-    subject = _SUBJECTS[kind].format(contact=contact)
+    subject = _SUBJECTS[kind].format(contact=contact, page=page_name or "the Page")
     return subject, f"{reason}\n{url}"
 
 
-def _key(kind: AlertKind, conversation_id: int | None) -> str:
-    return _KEY.format(kind=kind.value, conversation=conversation_id or "-")
+def _key(kind: AlertKind, subject: int | str | None) -> str:
+    return _KEY.format(kind=kind.value, subject=subject or "-")

@@ -11,6 +11,54 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from encrypted_fields.fields import EncryptedTextField
+
+
+class Page(models.Model):
+    """A Facebook Page connected to the service (`manage.py pages connect`, or the admin), and the
+    Instagram professional account linked to it: the service answers both with its token.
+
+    The environment's FACEBOOK_PAGE_ACCESS_TOKEN is one more Page, never stored here
+    (conversations.pages). A disconnected Page keeps its row and its conversations; connecting
+    it again restores it.
+    """
+
+    class TokenState(models.TextChoices):
+        UNCHECKED = "unchecked", "Not checked yet"
+        WORKS = "works", "Works"
+        REFUSED = "refused", "Refused by Facebook"
+
+    page_id = models.CharField("Page id", max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    # Encrypted at rest with keys from SECRET_KEY (+ SECRET_KEY_FALLBACKS) and SALT_KEY
+    # (FIELD_ENCRYPTION_SALTS); NULL once disconnected. `manage.py pages reencrypt` rewrites
+    # every token with the newest key after a rotation.
+    access_token = EncryptedTextField(null=True, blank=True, editable=False)
+    # NULL, not "", when no Instagram account is linked: unique only among real ids.
+    instagram_account_id = models.CharField(
+        "Instagram account id", max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    instagram_username = models.CharField(max_length=255, blank=True, editable=False)
+    token_state = models.CharField(
+        max_length=16, choices=TokenState.choices, default=TokenState.UNCHECKED, editable=False
+    )
+    token_checked_at = models.DateTimeField("last check", null=True, blank=True, editable=False)
+    token_error = models.CharField(max_length=500, blank=True, editable=False)
+    system_prompt = models.TextField(
+        blank=True,
+        help_text="Blank: the system prompt of every Page (System prompts), else LLM_SYSTEM_PROMPT.",
+    )
+    handoff_message = models.TextField(
+        blank=True, help_text="What the person is told when handed over to staff. Blank: HANDOFF_MESSAGE."
+    )
+    connected_at = models.DateTimeField(default=timezone.now, editable=False)
+    disconnected_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name", "page_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.page_id})"
 
 
 class Contact(models.Model):
@@ -37,12 +85,18 @@ class Contact(models.Model):
 
 
 class ChannelIdentity(models.Model):
-    """How a contact is addressed on one channel: for Messenger, a page id and a PSID."""
+    """How a contact is addressed on one channel: a Facebook Page's id (on Instagram too: the
+    Page the account is linked to) and the person's PSID or IGSID."""
 
     class Channel(models.TextChoices):
         MESSENGER = "messenger", "Messenger"
+        # Instagram Direct, through the Facebook Page the account is linked to.
+        INSTAGRAM = "instagram", "Instagram"
         # `manage.py chat`: an operator trying the bot in a terminal.
         CONSOLE = "console", "Console"
+
+    # The channels reached through Meta's Graph API, answered by reply jobs.
+    META_CHANNELS = (Channel.MESSENGER, Channel.INSTAGRAM)
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     channel = models.CharField(max_length=32, choices=Channel.choices, default=Channel.MESSENGER)
@@ -269,6 +323,17 @@ class KnowledgeArticle(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(help_text="Plain text or Markdown.")
     approved = models.BooleanField(default=True, help_text="Only approved articles are given to the bot.")
+    # Keyed by the Facebook Page's id, so a conversation's identity.page_id finds its
+    # articles without a join. Pages are disconnected, never deleted, so nothing cascades.
+    page = models.ForeignKey(
+        Page,
+        to_field="page_id",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="articles",
+        help_text="Blank: given to the people writing to every Page.",
+    )
     # Where an imported article came from (the path given to knowledge_import); empty when
     # written in the admin. Importing the same path again updates the article.
     source = models.CharField(max_length=500, unique=True, null=True, blank=True, editable=False)

@@ -57,6 +57,9 @@ _ATTACHMENT_NAMES = {
     "template": "a card",
 }
 _SENDER_NAMES = {Message.Role.CLIENT: "the user", Message.Role.STAFF: "staff"}
+# Instagram: what a story mention, and a reply to a story whose media has no URL, are to the model.
+STORY_MENTION = "[the user mentioned you in their story]"
+STORY_REPLY = "[the user replied to your story]"
 
 
 def text_normalise(text: str) -> str:
@@ -93,13 +96,22 @@ def text_cut(text: str, *, max_chars: int) -> str:
 
 
 def message_render(message: Message, *, max_chars: int) -> str:
-    """The message's text and a short description of each attachment, normalised and cut to `max_chars`."""
+    """The message's text and a short description of each attachment (and of the Instagram story it
+    answers), normalised and cut to `max_chars`."""
     sender = _SENDER_NAMES.get(message.role, "the page")
     descriptions = [
-        f"[{sender} sent {_attachment_name(attachment)}]" for attachment in message.attachments or []
+        STORY_MENTION if _is_story_mention(attachment) else f"[{sender} sent {_attachment_name(attachment)}]"
+        for attachment in message.attachments or []
     ]
-    text = text_normalise("\n".join(filter(None, [message.text.strip(), *descriptions])))
+    text = text_normalise(
+        "\n".join(filter(None, [_story_reply(message), message.text.strip(), *descriptions]))
+    )
     return text_cut(text, max_chars=max_chars)
+
+
+def message_mentions_story(message: Message) -> bool:
+    """Whether the message is a mention of the Page in the person's Instagram story."""
+    return any(_is_story_mention(attachment) for attachment in message.attachments or [])
 
 
 def prompt_build(
@@ -228,6 +240,19 @@ def _format_characters() -> dict[int, None]:
     # A str.translate table deleting every Cf character; built on first use (a scan of all
     # code points takes ~70 ms), since most processes never build a prompt.
     return {code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"}
+
+
+def _story_reply(message: Message) -> str:
+    """What the message answers, when it is a reply to the Page's Instagram story; else ""."""
+    story = (message.details or {}).get("story_reply")
+    if not isinstance(story, dict):
+        return ""
+    url = story.get("url")
+    return f"[the user replied to your story: {url}]" if isinstance(url, str) and url else STORY_REPLY
+
+
+def _is_story_mention(attachment: object) -> bool:
+    return isinstance(attachment, dict) and attachment.get("type") == "story_mention"
 
 
 def _attachment_name(attachment: object) -> str:

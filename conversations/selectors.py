@@ -45,38 +45,38 @@ def system_prompt_current() -> str:
     return prompt or settings.LLM_SYSTEM_PROMPT
 
 
-def conversation_get_by_psid(*, psid: str) -> Conversation | None:
-    """The conversation with the person behind this PSID, or None if they never wrote in.
+def conversation_get_by_psid(*, psid: str, page_id: str = "") -> Conversation | None:
+    """The Messenger or Instagram conversation with the person behind this PSID (or IGSID), on
+    Page `page_id` when given; None if they never wrote in.
 
     A PSID is scoped to one page; if two pages' PSIDs collide, the most recent thread wins.
     """
-    return (
-        Conversation.objects.select_related("identity__contact")
-        .filter(identity__channel=ChannelIdentity.Channel.MESSENGER, identity__external_id=psid)
-        .order_by("-last_activity_at")
-        .first()
+    conversations = Conversation.objects.select_related("identity__contact").filter(
+        identity__channel__in=ChannelIdentity.META_CHANNELS, identity__external_id=psid
     )
+    if page_id:
+        conversations = conversations.filter(identity__page_id=page_id)
+    return conversations.order_by("-last_activity_at").first()
 
 
-def conversation_id_by_sender(*, page_id: str, psid: str) -> int | None:
-    """The id of the Messenger conversation with this sender on this page, or None before their first message."""
+def conversation_id_by_sender(*, channel: str, page_id: str, psid: str) -> int | None:
+    """The id of the conversation with this sender on this channel and Page, or None before their
+    first message."""
     ids = Conversation.objects.filter(
-        identity__channel=ChannelIdentity.Channel.MESSENGER,
-        identity__page_id=page_id,
-        identity__external_id=psid,
+        identity__channel=channel, identity__page_id=page_id, identity__external_id=psid
     ).values_list("pk", flat=True)
     return next(iter(ids), None)
 
 
-def tombstone_covers(*, page_id: str, psid: str, external_id: str | None, sent_at: datetime | None) -> bool:
-    """Whether a message from this Messenger sender belongs to a person since forgotten: its id
-    was one of theirs, or it was sent before they were forgotten (the deletion covered it).
+def tombstone_covers(
+    *, channel: str, page_id: str, psid: str, external_id: str | None, sent_at: datetime | None
+) -> bool:
+    """Whether a message from this sender belongs to a person since forgotten: its id was one of
+    theirs, or it was sent before they were forgotten (the deletion covered it).
 
     A new message from them is not covered: they are answered as someone new. One indexed query.
     """
-    identity = Tombstone.identity_digest(
-        channel=ChannelIdentity.Channel.MESSENGER, page_id=page_id, external_id=psid
-    )
+    identity = Tombstone.identity_digest(channel=channel, page_id=page_id, external_id=psid)
     digests = [identity] + ([Tombstone.message_digest(external_id=external_id)] if external_id else [])
     found = dict(Tombstone.objects.filter(digest__in=digests).values_list("digest", "created_at"))
     forgotten_at = found.pop(identity, None)
@@ -193,7 +193,8 @@ def messages_bot_unsent(*, conversation: Conversation, handoff: bool = False) ->
 
 
 def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> list[Message]:
-    """For the recovery sweep: per Messenger conversation, the newest message whose job is overdue.
+    """For the recovery sweep: per Messenger or Instagram conversation, the newest message whose job
+    is overdue.
 
     Overdue, with the bot active: a client message still waiting, or a bot message still
     unsent, created between `since` and `stale_before`, or a rate-limit notice still pending;
@@ -201,7 +202,7 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     Each part is a range scan of a partial index (message_awaiting_reply, message_sweep).
     """
     # Console conversations are answered while the operator waits, never by a job.
-    window = Q(created_at__gte=since, conversation__identity__channel=ChannelIdentity.Channel.MESSENGER)
+    window = Q(created_at__gte=since, conversation__identity__channel__in=ChannelIdentity.META_CHANNELS)
     unsent = Q(role__in=Message.BOT_ROLES, status=Message.Status.SENDING, created_at__lt=stale_before)
     overdue = Q(conversation__bot_active=True) & (
         Q(role=Message.Role.CLIENT, status=Message.Status.RECEIVED, created_at__lt=stale_before)

@@ -31,30 +31,42 @@ def text_message(
     psid: str = PSID,
     timestamp_ms: int | None = None,
     quick_reply_payload: str | None = None,
+    page_id: str = PAGE_ID,
 ) -> dict[str, Any]:
-    """A one-message envelope shaped like Meta's, stamped now unless `timestamp_ms` says otherwise;
-    with `quick_reply_payload`, the tap on a quick reply titled `text`."""
+    """A one-message envelope shaped like Meta's, to Page `page_id`, stamped now unless
+    `timestamp_ms` says otherwise; with `quick_reply_payload`, the tap on a quick reply titled `text`."""
     message: dict[str, Any] = {"mid": mid, "text": text}
     if quick_reply_payload is not None:
         message["quick_reply"] = {"payload": quick_reply_payload}
-    return _envelope(psid=psid, timestamp_ms=timestamp_ms, event={"message": message})
+    return _envelope(psid=psid, timestamp_ms=timestamp_ms, event={"message": message}, page_id=page_id)
 
 
-def postback(*, mid: str, title: str, payload: str, psid: str = PSID) -> dict[str, Any]:
+def postback(
+    *, mid: str, title: str, payload: str, psid: str = PSID, page_id: str = PAGE_ID
+) -> dict[str, Any]:
     """A tap on a postback button (the persistent menu's items, Get Started), as Meta sends it."""
     return _envelope(
-        psid=psid, timestamp_ms=None, event={"postback": {"mid": mid, "title": title, "payload": payload}}
+        psid=psid,
+        timestamp_ms=None,
+        event={"postback": {"mid": mid, "title": title, "payload": payload}},
+        page_id=page_id,
     )
 
 
 def instagram_message(
-    *, mid: str, text: str = "Hello", igsid: str = IGSID, account_id: str = INSTAGRAM_ACCOUNT_ID
+    *,
+    mid: str,
+    text: str = "Hello",
+    igsid: str = IGSID,
+    account_id: str = INSTAGRAM_ACCOUNT_ID,
+    **message: Any,
 ) -> dict[str, Any]:
-    """A one-message Instagram envelope: `igsid` writes to the professional account `account_id`."""
+    """A one-message Instagram envelope: `igsid` writes to the professional account `account_id`;
+    `message` adds fields to Meta's `message` (`reply_to`, `attachments`, `is_echo`, ...)."""
     return _envelope(
         psid=igsid,
         timestamp_ms=None,
-        event={"message": {"mid": mid, "text": text}},
+        event={"message": {"mid": mid, "text": text, **message}},
         kind="instagram",
         page_id=account_id,
     )

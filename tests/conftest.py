@@ -25,6 +25,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _pages_forgotten():
+    """Each test reads the Pages of its own database: the rows an earlier test connected were
+    rolled back, but the version it left in Redis says nothing of that."""
+    from conversations.pages import pages_forget
+
+    pages_forget()
+
+
 @pytest.fixture
 def redis_conn():
     """The test Redis database, emptied before the test."""

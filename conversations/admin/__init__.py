@@ -1,8 +1,9 @@
-"""The staff's admin: the inbox (conversations, contacts, messages, the system prompt), the knowledge
-base, and the job queue's pages."""
+"""The staff's admin: the inbox (conversations, contacts, messages, the system prompt), the connected
+Pages, the knowledge base, and the job queue's pages."""
 
 from conversations.admin import (
     inbox,  # noqa: F401 -- registers its ModelAdmins
     jobs,  # noqa: F401 -- puts django-rq's pages behind their permission
+    pages,  # noqa: F401 -- registers its ModelAdmin
 )
 from conversations.knowledge import admin as knowledge_admin  # noqa: F401 -- registers its ModelAdmins

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -22,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.views.decorators.http import require_POST
 
-from conversations.models import ChannelIdentity, Contact, Conversation, Message, SystemPrompt
+from conversations.models import ChannelIdentity, Contact, Conversation, Message, Page, SystemPrompt
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
     conversation_list_with_flags,
@@ -97,6 +98,25 @@ class WaitingForStaffFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PageFilter(admin.SimpleListFilter):
+    """The Facebook Page a conversation is with (on Instagram: the Page the account is linked to)."""
+
+    title = "Page"
+    parameter_name = "page"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        pages = [(page.page_id, str(page)) for page in Page.objects.order_by("name", "page_id")]
+        environment = settings.FACEBOOK_PAGE_ID
+        if environment and environment not in dict(pages):
+            pages.append((environment, f"FACEBOOK_PAGE_ACCESS_TOKEN's Page ({environment})"))
+        return pages
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(identity__page_id=self.value())
+        return queryset
+
+
 class FailuresFilter(FlagFilter):
     title = "failed messages"
     parameter_name = "failed"
@@ -111,9 +131,19 @@ class UnansweredFilter(FlagFilter):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["contact_name", "psid", "last_message_preview", "last_activity_at", "bot_state", "flags"]
+    list_display = [
+        "contact_name",
+        "channel",
+        "psid",
+        "last_message_preview",
+        "last_activity_at",
+        "bot_state",
+        "flags",
+    ]
     list_display_links = ["contact_name"]
     list_filter = [
+        ("identity__channel", admin.ChoicesFieldListFilter),
+        PageFilter,
         WaitingForStaffFilter,
         BotStateFilter,
         UnansweredFilter,
@@ -171,6 +201,10 @@ class ConversationAdmin(admin.ModelAdmin):
                 '<img class="contact-picture" src="{}" alt=""> {}', contact.picture_url, contact
             )
         return str(contact)
+
+    @admin.display(description="Channel", ordering="identity__channel")
+    def channel(self, conversation: Conversation) -> str:
+        return conversation.identity.get_channel_display()
 
     @admin.display(description="PSID", ordering="identity__external_id")
     def psid(self, conversation: Conversation) -> str:
@@ -259,7 +293,7 @@ class ConversationAdmin(admin.ModelAdmin):
             transcript_truncated=len(transcript) == TRANSCRIPT_LIMIT,
             reply_form=StaffReplyForm(),
             # A console conversation is an operator trying the bot: nobody to write to.
-            can_send=request.user.has_perm(SEND_PERMISSION) and _on_messenger(obj),
+            can_send=request.user.has_perm(SEND_PERMISSION) and _on_meta(obj),
             window=messaging_window_text(conversation=obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
@@ -282,7 +316,7 @@ class ConversationAdmin(admin.ModelAdmin):
     def reply_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         _require(request.user.has_perm(SEND_PERMISSION))
         conversation = self._conversation_or_404(object_id)
-        _require(_on_messenger(conversation))
+        _require(_on_meta(conversation))
         form = StaffReplyForm(request.POST)
         if not form.is_valid():
             self.message_user(request, "The reply is empty: nothing was sent.", messages.ERROR)
@@ -311,7 +345,7 @@ class ConversationAdmin(admin.ModelAdmin):
     def retry_view(self, request: HttpRequest, object_id: str, message_id: int) -> HttpResponse:
         _require(request.user.has_perm(SEND_PERMISSION))
         conversation = self._conversation_or_404(object_id)
-        _require(_on_messenger(conversation))
+        _require(_on_meta(conversation))
         message = get_object_or_404(conversation.messages, pk=message_id, status=Message.Status.FAILED)
         if not conversation.bot_active:
             self.message_user(request, "The bot is paused: resume it first, then retry.", messages.WARNING)
@@ -349,8 +383,8 @@ class ConversationAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/conversations/conversation/forget.html", context)
 
 
-def _on_messenger(conversation: Conversation) -> bool:
-    return conversation.identity.channel == ChannelIdentity.Channel.MESSENGER
+def _on_meta(conversation: Conversation) -> bool:
+    return conversation.identity.channel in ChannelIdentity.META_CHANNELS
 
 
 def _require(allowed: bool) -> None:

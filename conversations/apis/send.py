@@ -1,4 +1,4 @@
-"""POST /api/integrations/messenger/send: other systems (and staff) write to a person as the Page."""
+"""POST /api/integrations/messenger/send: other systems (and staff) write to a person as a Page."""
 
 import logging
 
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from conversations.pages import PageChoiceError
 from conversations.services.staff import staff_message_send
 from messenger.errors import (
     DeliveryError,
@@ -67,6 +68,15 @@ class MessageSendInputSerializer(serializers.Serializer):
         r"^[0-9]{1,64}$",
         help_text="The person's page-scoped ID (PSID), as received in the webhook's sender.id.",
         error_messages={"invalid": "A PSID is a string of digits."},
+    )
+    page_id = serializers.RegexField(
+        r"^[0-9]{1,64}$",
+        required=False,
+        help_text=(
+            "The Facebook Page to send as (its id, as `manage.py pages list` shows it). Needed only when "
+            "more than one Page is connected; a person who wrote on Instagram is answered there."
+        ),
+        error_messages={"invalid": "A Page id is a string of digits."},
     )
     text = serializers.CharField(
         max_length=TEXT_MAX_CHARS,
@@ -149,7 +159,10 @@ class MessageSendApi(APIView):
         request=MessageSendInputSerializer,
         responses={
             200: MessageSendOutputSerializer,
-            400: OpenApiResponse(description="Invalid input; field errors by field name."),
+            400: OpenApiResponse(
+                description="Invalid input; field errors by field name (`page_id`: missing while several "
+                "Pages are connected, or not a connected Page)."
+            ),
             401: OpenApiResponse(description="No or invalid credentials."),
             403: OpenApiResponse(
                 description="Authenticated, but without the “Can send messages” permission."
@@ -214,8 +227,13 @@ class MessageSendApi(APIView):
         psid = serializer.validated_data["recipient_id"]
         try:
             messages = staff_message_send(
-                psid=psid, text=serializer.validated_data["text"], sent_by=request.user
+                psid=psid,
+                text=serializer.validated_data["text"],
+                sent_by=request.user,
+                page_id=serializer.validated_data.get("page_id"),
             )
+        except PageChoiceError as error:
+            return Response({"page_id": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         except DeliveryError as error:
             return _delivery_failure_response(error)
         return Response(

@@ -14,12 +14,12 @@ from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, Exists, F, Max, OuterRef, Q
+from django.db.models import Aggregate, Count, DurationField, Exists, F, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower, Trim, TruncDate
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from conversations.models import Handoff, Message, UnansweredQuestion
+from conversations.models import ChannelIdentity, Handoff, Message, UnansweredQuestion
 from messenger.errors import recipient_unreachable
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,33 @@ def dashboard_daily_counts(*, since: datetime, until: datetime | None = None) ->
     return {row["day"]: {"incoming": row["incoming"], "outgoing": row["outgoing"]} for row in rows}
 
 
+def dashboard_channel_counts(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
+    """Per day: messages from people by the channel they wrote on (Messenger, Instagram, ...)."""
+    messages = Message.objects.filter(
+        _window(field="created_at", since=since, until=until), role=Message.Role.CLIENT
+    )
+    return _per_day_by(
+        messages, field="conversation__identity__channel", labels=dict(ChannelIdentity.Channel.choices)
+    )
+
+
+def _per_day_by(
+    rows: QuerySet, *, field: str, labels: dict[str, str] | None = None
+) -> dict[date, dict[str, int]]:
+    """Per day of their `created_at`: `rows` counted by `field` (by its label, when `labels` has one)."""
+    counts = (
+        rows.annotate(day=TruncDate("created_at"))
+        .values("day", field)
+        .annotate(count=Count("pk"))
+        .order_by()  # the model's default ordering would be grouped by too
+    )
+    per_day = defaultdict(dict)
+    for row in counts:
+        value = row[field]
+        per_day[row["day"]][(labels or {}).get(value, value)] = row["count"]
+    return dict(per_day)
+
+
 def dashboard_reply_times(
     *, since: datetime, until: datetime | None = None
 ) -> dict[date, dict[str, timedelta]]:
@@ -196,19 +223,10 @@ def percentile(values: list[timedelta], *, fraction: float) -> timedelta:
 def dashboard_failure_codes(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: failed messages by Message.error_code (failure_reason_label reads them as words
     when they are shown, so the cache of settled days holds codes, not wording)."""
-    rows = (
-        Message.objects.filter(
-            _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
-        )
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "error_code")
-        .annotate(count=Count("pk"))
-        .order_by()
+    failed = Message.objects.filter(
+        _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
     )
-    failures = defaultdict(dict)
-    for row in rows:
-        failures[row["day"]][row["error_code"]] = row["count"]
-    return dict(failures)
+    return _per_day_by(failed, field="error_code")
 
 
 def failure_reason_label(*, code: str) -> str:
@@ -267,18 +285,8 @@ def _int_or_none(text: str) -> int | None:
 
 def dashboard_handoffs(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: handovers to staff by what triggered them (Handoff.Trigger labels)."""
-    rows = (
-        Handoff.objects.filter(_window(field="created_at", since=since, until=until))
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "trigger")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    labels = dict(Handoff.Trigger.choices)
-    handoffs = defaultdict(dict)
-    for row in rows:
-        handoffs[row["day"]][labels.get(row["trigger"], row["trigger"])] = row["count"]
-    return dict(handoffs)
+    handoffs = Handoff.objects.filter(_window(field="created_at", since=since, until=until))
+    return _per_day_by(handoffs, field="trigger", labels=dict(Handoff.Trigger.choices))
 
 
 def dashboard_knowledge_use(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
@@ -335,6 +343,7 @@ def dashboard_unanswered_top(*, since: datetime, limit: int = UNANSWERED_TOP) ->
 # The per-day counts the dashboard shows, each kept per settled day in the cache.
 DASHBOARD_METRICS = (
     dashboard_daily_counts,
+    dashboard_channel_counts,
     dashboard_reply_times,
     dashboard_failure_codes,
     dashboard_handoffs,

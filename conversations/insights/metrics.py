@@ -7,21 +7,24 @@ Only counters and histograms are kept that way; the queue's depth is read from R
 time by django-rq's own collector.
 """
 
+import itertools
 from datetime import datetime
 
 from django.utils import timezone
 from django_rq.contrib.prometheus import RQCollector
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
-from conversations.models import Handoff, Message
+from conversations.models import ChannelIdentity, Handoff, Message
 
 MESSAGES_RECEIVED = Counter(
     "messenger_messages_received",
-    "Messages people sent the Page, each counted once when stored, by kind",
-    ["kind"],
+    "Messages people sent the Pages, each counted once when stored, by kind and channel",
+    ["kind", "channel"],
 )
 REPLIES_SENT = Counter(
-    "messenger_replies_sent", "Messages the Page sent through the Send API, by who wrote them", ["role"]
+    "messenger_replies_sent",
+    "Messages the Pages sent through the Send API, by who wrote them and channel",
+    ["role", "channel"],
 )
 FAILURES = Counter(
     "messenger_failures",
@@ -53,14 +56,18 @@ WEBHOOK_TO_SEND = Histogram(
 
 # Every label value known in advance is reported from the start, at 0, so that a rate over a
 # series that has not moved yet is 0 rather than missing.
-for _counter, _label, _values in (
-    (MESSAGES_RECEIVED, "kind", ("text", "attachment", "postback", "quick_reply")),
-    (REPLIES_SENT, "role", (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM)),
-    (HANDOFFS, "trigger", Handoff.Trigger.values),
-    (AI_REPLIES, "knowledge", ("yes", "no")),
+_CHANNELS = ChannelIdentity.META_CHANNELS
+for _counter, _labels in (
+    (MESSAGES_RECEIVED, {"kind": ("text", "attachment", "postback", "quick_reply"), "channel": _CHANNELS}),
+    (
+        REPLIES_SENT,
+        {"role": (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM), "channel": _CHANNELS},
+    ),
+    (HANDOFFS, {"trigger": Handoff.Trigger.values}),
+    (AI_REPLIES, {"knowledge": ("yes", "no")}),
 ):
-    for _value in _values:
-        _counter.labels(**{_label: _value})
+    for _values in itertools.product(*_labels.values()):
+        _counter.labels(**dict(zip(_labels, _values, strict=True)))
 
 
 def message_kind(*, message: Message) -> str:

@@ -31,6 +31,7 @@ from conversations.insights.charts import (
     duration_text,
 )
 from conversations.insights.dashboard import (
+    dashboard_channel_counts,
     dashboard_daily_counts,
     dashboard_days,
     dashboard_failure_codes,
@@ -65,6 +66,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 def _charts(*, days: list[date]) -> list[Chart]:
     counts = dashboard_per_day(metric=dashboard_daily_counts, days=days)
+    channels = _by_label(dashboard_per_day(metric=dashboard_channel_counts, days=days), days)
     times = dashboard_per_day(metric=dashboard_reply_times, days=days)
     failures = _by_label(_reasons(dashboard_per_day(metric=dashboard_failure_codes, days=days)), days)
     handoffs = _by_label(dashboard_per_day(metric=dashboard_handoffs, days=days), days)
@@ -128,6 +130,14 @@ def _charts(*, days: list[date]) -> list[Chart]:
                 if answers
                 else ""
             ),
+            stacked=True,
+        ),
+        chart_bars(
+            title="Messages in by channel",
+            days=days,
+            series=channels,
+            y_label="Messages",
+            summary=_total_text(channels, "message"),
             stacked=True,
         ),
     ]

@@ -24,10 +24,11 @@ QUESTION_HELP_CHARS = 500
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(admin.ModelAdmin):
-    list_display = ["title", "approved", "source", "updated_at"]
-    list_filter = ["approved"]
+    list_display = ["title", "approved", "page", "source", "updated_at"]
+    list_filter = ["approved", "page"]
     search_fields = ["title", "body"]
-    fields = ["title", "body", "approved", "source", "updated_at"]
+    fields = ["title", "body", "approved", "page", "source", "updated_at"]
+    list_select_related = ["page"]
     readonly_fields = ["source", "updated_at"]
     actions = ["approve", "unapprove"]
 

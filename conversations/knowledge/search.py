@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, FloatField, Value
+from django.db.models import F, FloatField, Q, QuerySet, Value
 from redis.exceptions import RedisError
 
 from conversations.models import KnowledgeArticle, Message
@@ -57,10 +57,12 @@ _COMMON_WORDS = frozenset(
 _VERSION_KEY = "knowledge:version"
 
 
-def knowledge_relevant(*, query: list[Message], history: list[Message]) -> list[KnowledgeArticle]:
+def knowledge_relevant(
+    *, query: list[Message], history: list[Message], page_id: str | None = None
+) -> list[KnowledgeArticle]:
     """The approved articles that best match what the person asks now, best first; never raises.
 
-    A short message is searched together with the person's message before it, which is often
+    Only articles for every Page, and those for Page `page_id`, are searched. A short message is searched together with the person's message before it, which is often
     what it refers to. If the search fails, the reply goes out without knowledge.
     """
     text = " ".join(message.text for message in query)
@@ -70,23 +72,28 @@ def knowledge_relevant(*, query: list[Message], history: list[Message]) -> list[
             text = f"{previous.text} {text}"
     try:
         with transaction.atomic():
-            return knowledge_search(text=text)
+            return knowledge_search(text=text, page_id=page_id)
     except (DatabaseError, RedisError, OSError):
         logger.exception("Knowledge search failed; answering without knowledge")
         return []
 
 
-def knowledge_search(*, text: str) -> list[KnowledgeArticle]:
-    """The approved articles that match `text` best, best first, at most KNOWLEDGE_TOP_K."""
+def knowledge_search(*, text: str, page_id: str | None = None) -> list[KnowledgeArticle]:
+    """The approved articles for every Page, or for Page `page_id`, that match `text` best, best
+    first, at most KNOWLEDGE_TOP_K.
+
+    How rare a word is counts over every approved article, whichever Page it is for.
+    """
     own = words(text)[:_QUERY_MAX_WORDS]
     if not own or settings.KNOWLEDGE_TOP_K < 1:
         return []
+    articles = KnowledgeArticle.objects.filter(Q(page__isnull=True) | Q(page_id=page_id), approved=True)
     if connection.vendor != "postgresql":
-        return _search_by_counting(terms=own)
+        return _search_by_counting(terms=own, articles=articles)
     terms = {word: 1.0 for word in own}
     for synonym in _synonyms_of(own):
         terms.setdefault(synonym, _SYNONYM_WEIGHT)
-    return _search_postgresql(terms=terms)
+    return _search_postgresql(terms=terms, articles=articles)
 
 
 def words(text: str) -> list[str]:
@@ -94,7 +101,9 @@ def words(text: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(text.lower())))
 
 
-def _search_postgresql(*, terms: dict[str, float]) -> list[KnowledgeArticle]:
+def _search_postgresql(
+    *, terms: dict[str, float], articles: QuerySet[KnowledgeArticle]
+) -> list[KnowledgeArticle]:
     config = settings.KNOWLEDGE_SEARCH_CONFIG
     frequencies = _document_frequencies(terms=list(terms))
     # plainto_tsquery or phraseto_tsquery per term: stemmed, stop words dropped, no syntax to escape.
@@ -123,9 +132,7 @@ def _search_postgresql(*, terms: dict[str, float]) -> list[KnowledgeArticle]:
         ),
     )
     return list(
-        KnowledgeArticle.objects.filter(
-            approved=True, search_vector=functools.reduce(operator.or_, selective)
-        )
+        articles.filter(search_vector=functools.reduce(operator.or_, selective))
         .defer("search_vector")
         .annotate(score=score)
         .filter(score__gte=settings.KNOWLEDGE_MIN_RANK)
@@ -212,7 +219,7 @@ def _singular(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def _search_by_counting(*, terms: list[str]) -> list[KnowledgeArticle]:
+def _search_by_counting(*, terms: list[str], articles: QuerySet[KnowledgeArticle]) -> list[KnowledgeArticle]:
     """Development only (SQLite has no full-text search): each of the message's words that is a
     whole word of an article's title counts twice, of its text once.
 
@@ -221,7 +228,7 @@ def _search_by_counting(*, terms: list[str]) -> list[KnowledgeArticle]:
     """
     wanted = {_singular(term) for term in terms if len(term) > 2 and term not in _COMMON_WORDS}
     scored = []
-    for article in KnowledgeArticle.objects.filter(approved=True):
+    for article in articles:
         title, body = ({_singular(word) for word in words(text)} for text in (article.title, article.body))
         score = sum(2 * (term in title) + (term in body) for term in wanted)
         if score:

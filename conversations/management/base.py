@@ -11,9 +11,11 @@ import enum
 import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, ProgrammingError, connections
 from django.db.migrations.executor import MigrationExecutor
 from redis.exceptions import RedisError
+
+from conversations.models import Page
 
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -21,7 +23,7 @@ _DATABASE_ERRORS = (OperationalError, InterfaceError)
 class Need(enum.Enum):
     """What a command may need, in the order they are checked: the cheap settings first."""
 
-    PAGE_TOKEN = enum.auto()
+    PAGE_TOKEN = enum.auto()  # FACEBOOK_PAGE_ACCESS_TOKEN, or a Page connected in the database
     GROQ_KEY = enum.auto()
     DATABASE = enum.auto()
     REDIS = enum.auto()
@@ -45,10 +47,18 @@ class ServiceCommand(BaseCommand):
 
 
 def _page_token_check() -> None:
-    if not settings.FACEBOOK_PAGE_ACCESS_TOKEN:
+    """A Page to write as: the environment's token, else a connected Page (an unreachable
+    database is the database check's to report)."""
+    if settings.FACEBOOK_PAGE_ACCESS_TOKEN:
+        return
+    try:
+        connected = Page.objects.filter(disconnected_at=None).exists()
+    except (*_DATABASE_ERRORS, ProgrammingError):  # ProgrammingError: not migrated yet
+        connected = False
+    if not connected:
         raise CommandError(
             "FACEBOOK_PAGE_ACCESS_TOKEN is not set: this command reaches Messenger as the Page. "
-            "Set it in the environment or in .env."
+            "Set it in the environment or in .env, or connect a Page (manage.py pages connect)."
         )
 
 

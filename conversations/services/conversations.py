@@ -12,9 +12,9 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Contact, Conversation
+from conversations.pages import graph_client_for
 from conversations.services.forgetting import contact_traces_erase
 from messenger.errors import DeliveryError, TransientDeliveryError
-from messenger.graph import GraphClient
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def conversation_get_or_create(
         try:
             with transaction.atomic():
                 identity = ChannelIdentity.objects.create(contact=Contact.objects.create(), **lookup)
-                if channel == ChannelIdentity.Channel.MESSENGER:
+                if channel in ChannelIdentity.META_CHANNELS:
                     contact_id = identity.contact_id
                     transaction.on_commit(
                         lambda: contact_profile_schedule(contact_id=contact_id), robust=True
@@ -114,20 +114,22 @@ def contact_profile_schedule(*, contact_id: int) -> None:
 
 
 def contact_profile_fetch(*, contact_id: int) -> None:
-    """Ask Messenger for the person's name and picture; a refusal is remembered, not retried at once.
+    """Ask Messenger (or Instagram) for the person's name and picture, with their Page's token; a
+    refusal is remembered, not retried at once.
 
     A transient failure leaves the contact as it was: the hourly sweep asks again.
     """
     identity = (
         ChannelIdentity.objects.select_related("contact")
-        .filter(contact_id=contact_id, channel=ChannelIdentity.Channel.MESSENGER)
+        .filter(contact_id=contact_id, channel__in=ChannelIdentity.META_CHANNELS)
         .first()
     )
     if identity is None:
         return  # forgotten meanwhile
     contact = identity.contact
     try:
-        profile = GraphClient.from_settings().profile_get(psid=identity.external_id)
+        client = graph_client_for(page_id=identity.page_id)
+        profile = client.profile_get(psid=identity.external_id, platform=identity.channel)
     except TransientDeliveryError as error:
         logger.warning(
             "Profile not fetched, asking again later: sender=%s reason=%s", identity.external_id, error.reason
@@ -157,11 +159,11 @@ def contact_forget(*, contact: Contact) -> None:
 
 
 def contacts_profile_sweep() -> int:
-    """Queue a profile fetch for Messenger contacts still without a name: never asked (their job
+    """Queue a profile fetch for Messenger and Instagram contacts still without a name: never asked (their job
     was lost), or refused more than PROFILE_RETRY_AFTER ago. At most a batch per run; the number queued."""
     asked_before = timezone.now() - PROFILE_RETRY_AFTER
     contact_ids = list(
-        Contact.objects.filter(name="", identities__channel=ChannelIdentity.Channel.MESSENGER)
+        Contact.objects.filter(name="", identities__channel__in=ChannelIdentity.META_CHANNELS)
         .filter(Q(profile_fetched_at__isnull=True) | Q(profile_fetched_at__lt=asked_before))
         .values_list("pk", flat=True)[:PROFILE_SWEEP_BATCH]
     )

@@ -13,10 +13,11 @@ from django.db import transaction
 
 from conversations import payloads
 from conversations.models import Conversation, Message
+from conversations.pages import graph_client_for
 from conversations.services.conversations import contact_forget
 from conversations.services.delivery import QUICK_REPLIES, outgoing_text_store
 from messenger.errors import DeliveryError
-from messenger.graph import OUR_METADATA_MARKER, GraphClient
+from messenger.graph import OUR_METADATA_MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +65,13 @@ def data_deletion_answer(*, conversation: Conversation, waiting: list[Message]) 
 
 def data_deletion_confirm(*, conversation: Conversation) -> None:
     """Delete the person and everything about them, then tell them, once."""
-    psid = conversation.identity.external_id
+    psid, page_id = conversation.identity.external_id, conversation.identity.page_id
     contact_forget(contact=conversation.identity.contact)
     logger.info("Deleted at the person's request: sender=%s", psid)
     try:
-        GraphClient.from_settings().send_text(psid=psid, text=DELETED_TEXT, metadata=OUR_METADATA_MARKER)
+        graph_client_for(page_id=page_id).send_text(
+            psid=psid, text=DELETED_TEXT, metadata=OUR_METADATA_MARKER
+        )
     except DeliveryError as error:
         # Nothing is left to retry from: the deletion, which is what they asked for, is done.
         logger.warning("Deletion confirmation not sent: sender=%s reason=%s", psid, error.reason)

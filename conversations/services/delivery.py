@@ -1,4 +1,5 @@
-"""Outgoing messages: store them, then send them through Messenger, in order, exactly once.
+"""Outgoing messages: store them, then send them through Messenger or Instagram, with their Page's
+token, in order, exactly once; and whether each Page's token still works.
 
 Storing and sending are separate steps so a crash between them loses nothing: a stored part
 still `sending` is sent by whoever runs `outgoing_messages_send` on it next (the reply job,
@@ -8,17 +9,22 @@ the recovery sweep). Nothing here knows about RQ; staff tools call these synchro
 import functools
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from conversations.alerts import AlertKind, alert_raise, alert_token_works
 from conversations.insights.metrics import FAILURES, REPLIES_SENT
 from conversations.llm import Completion, LLMError
-from conversations.models import Conversation, Message
+from conversations.models import ChannelIdentity, Conversation, Message, Page
+from conversations.pages import PageInfo, graph_client_for, pages_current
 from conversations.services.conversations import conversation_touch
 from messenger.errors import DeliveryError, InvalidTokenError, OutsideWindowError, PermanentDeliveryError
-from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
+from messenger.graph import (
+    INSTAGRAM_MESSAGE_CHARACTER_LIMIT,
+    MESSAGE_CHARACTER_LIMIT,
+    OUR_METADATA_MARKER,
+    split_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +42,12 @@ def outgoing_text_store(
     completion: Completion | None = None,
     details: dict | None = None,
 ) -> list[Message]:
-    """`text` stored as the outgoing part(s) Messenger accepts (2000 characters each), `sending`.
+    """`text` stored as the outgoing part(s) the channel accepts (Messenger 2,000 characters each,
+    Instagram 1,000), `sending`.
 
     The LLM facts go on the first part only, so summing tokens over messages stays right.
     """
-    parts = split_message(text)
+    parts = split_message(text, limit=message_character_limit(channel=conversation.identity.channel))
     if not parts:
         raise ValueError("An outgoing message needs some text.")
     llm_facts = (
@@ -74,7 +81,8 @@ def outgoing_text_store(
 
 
 def outgoing_messages_send(*, messages: list[Message], tag: str | None = None) -> None:
-    """Send the parts not sent yet, in order, recording each one's Messenger message id.
+    """Send the parts not sent yet, in order, with their Page's token, recording each one's
+    message id.
 
     `tag` is a Meta message tag (HUMAN_AGENT: a person writing after the 24-hour window).
     Stops at the first failure and raises its typed DeliveryError; when that error is
@@ -84,25 +92,32 @@ def outgoing_messages_send(*, messages: list[Message], tag: str | None = None) -
     unsent = [message for message in messages if message.status == Message.Status.SENDING]
     if not unsent:
         return
-    client = GraphClient.from_settings()
-    psid = unsent[0].conversation.identity.external_id
-    for index, message in enumerate(unsent):
-        try:
+    identity = unsent[0].conversation.identity
+    try:
+        client = graph_client_for(page_id=identity.page_id)
+        for message in unsent:
             message_id = client.send_text(
-                psid=psid,
+                psid=identity.external_id,
                 text=message.text,
                 metadata=OUR_METADATA_MARKER,
                 tag=tag,
                 quick_replies=[tuple(button) for button in message.details.get(QUICK_REPLIES, [])],
             )
-        except PermanentDeliveryError as error:
-            outgoing_messages_fail(messages=unsent[index:], error=error)
-            raise
-        message.external_id = message_id
-        message.status = Message.Status.SENT
-        message.sent_at = timezone.now()
-        message.save(update_fields=["external_id", "status", "sent_at"])
-        REPLIES_SENT.labels(role=message.role).inc()
+            message.external_id = message_id
+            message.status = Message.Status.SENT
+            message.sent_at = timezone.now()
+            message.save(update_fields=["external_id", "status", "sent_at"])
+            REPLIES_SENT.labels(role=message.role, channel=identity.channel).inc()
+    except PermanentDeliveryError as error:
+        outgoing_messages_fail(messages=unsent, error=error)  # those not sent yet
+        raise
+
+
+def message_character_limit(*, channel: str) -> int:
+    """The most characters one message may carry on `channel`."""
+    if channel == ChannelIdentity.Channel.INSTAGRAM:
+        return INSTAGRAM_MESSAGE_CHARACTER_LIMIT
+    return MESSAGE_CHARACTER_LIMIT
 
 
 def outgoing_messages_fail(*, messages: list[Message], error: DeliveryError | Exception) -> None:
@@ -133,24 +148,51 @@ def error_description(*, error: Exception) -> tuple[str, str]:
 
 
 def page_token_check() -> None:
-    """Ask Graph whether the Page token still works; alert staff once when it stops working.
+    """Ask Graph whether each Page's token still works; alert staff once per Page when it stops.
 
-    Other failures (Graph down, a timeout) say nothing about the token: one warning line.
-    With no token configured (development), Graph is not asked: one warning per process.
+    Each connected Page's state and last check are recorded. Other failures (Graph down, a
+    timeout) say nothing about a token: one warning line. With no Page at all (development),
+    Graph is not asked: one warning per process.
     """
-    if not settings.FACEBOOK_PAGE_ACCESS_TOKEN:
+    pages = pages_current().available()
+    if not pages:
         page_token_unset_warn()
         return
+    for page in pages:
+        _page_token_check_one(page=page)
+
+
+def _page_token_check_one(*, page: PageInfo) -> None:
     try:
-        GraphClient.from_settings().page_get()
+        page.graph_client().page_get()
     except InvalidTokenError as error:
-        logger.error("The Page access token was refused: %s", error.reason)
-        alert_raise(kind=AlertKind.TOKEN_REFUSED, reason=error.reason)
+        page_token_refused(page=page, reason=error.reason)
         return
     except DeliveryError as error:
-        logger.warning("Page token not checked: %s", error.reason)
+        logger.warning("Page token not checked for %s: %s", page.label, error.reason)
         return
-    alert_token_works()
+    Page.objects.filter(page_id=page.page_id).update(
+        token_state=Page.TokenState.WORKS, token_checked_at=timezone.now(), token_error=""
+    )
+    alert_token_works(page_id=page.page_id)
+
+
+def page_token_refused(*, page: PageInfo, reason: str, conversation_id: int | None = None) -> None:
+    """Facebook refused `page`'s token: recorded on the Page, logged, and staff alerted (once, until
+    it works again), the alert naming the Page."""
+    Page.objects.filter(page_id=page.page_id).update(
+        token_state=Page.TokenState.REFUSED,
+        token_checked_at=timezone.now(),
+        token_error=reason[: Page._meta.get_field("token_error").max_length],
+    )
+    logger.error("The access token of %s was refused: %s", page.label, reason)
+    alert_raise(
+        kind=AlertKind.TOKEN_REFUSED,
+        reason=reason,
+        conversation_id=conversation_id,
+        page_id=page.page_id,
+        page_name=page.label,
+    )
 
 
 @functools.cache

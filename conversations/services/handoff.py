@@ -2,7 +2,7 @@
 "Talk to a person" (payload HUMAN_AGENT).
 
 The bot is paused in that conversation with the reason, the conversation is marked waiting
-for staff, the person is told (HANDOFF_MESSAGE), and staff are alerted once it is committed.
+for staff, the person is told (their Page's handoff message, else HANDOFF_MESSAGE), and staff are alerted once it is committed.
 A staff reply, or resuming the bot, ends it (conversations.services.conversations).
 """
 
@@ -16,6 +16,7 @@ from conversations import payloads
 from conversations.alerts import AlertKind, alert_raise
 from conversations.insights.metrics import HANDOFFS
 from conversations.models import Conversation, Handoff, Message
+from conversations.pages import page_for_conversation
 from conversations.services.delivery import outgoing_text_store
 
 # The handoff's reason when the person tapped "Talk to a person".
@@ -63,9 +64,10 @@ def conversation_handoff(
         ),
         robust=True,
     )
+    page = page_for_conversation(identity=conversation.identity)
     return outgoing_text_store(
         conversation=conversation,
-        text=settings.HANDOFF_MESSAGE,
+        text=(page and page.handoff_message) or settings.HANDOFF_MESSAGE,
         role=Message.Role.SYSTEM,
         reply_to=reply_to,
         details={Message.HANDOFF_NOTICE: True},

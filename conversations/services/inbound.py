@@ -1,4 +1,5 @@
-"""Store what people send the Page: messages, postbacks, receipts and reactions.
+"""Store what people send the Pages, on Messenger and Instagram: messages, postbacks, receipts and
+reactions. Each event is routed by its entry's id to its Page (conversations.pages).
 
 Takes the typed events of messenger.events (never Meta's JSON) and turns them into rows,
 all in one transaction, so an acknowledged webhook is a stored one. Reply jobs are queued
@@ -18,6 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ from django.db.models.functions import Coalesce
 
 from conversations.insights.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
+from conversations.pages import Pages, pages_current
 from conversations.selectors import conversation_id_by_sender, tombstone_covers
 from conversations.services.conversations import (
     conversation_bot_pause,
@@ -46,6 +49,7 @@ from messenger.events import (
     ReactionEvent,
     ReadEvent,
     ReferralEvent,
+    StoryReply,
 )
 from messenger.graph import OUR_METADATA_MARKER
 
@@ -57,7 +61,7 @@ _ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
 # Meta's events are a few levels deep; deeper junk is cut off so saving it cannot recurse away.
 _RAW_MAX_DEPTH = 32
 _REACTION_LENGTH = Message._meta.get_field("reaction").max_length
-_OTHER_PAGES_LOGGED: set[str] = set()
+_OTHER_PAGES_LOGGED: set[tuple[str, str]] = set()
 
 
 class _UnstorableEvent(ValueError):
@@ -67,23 +71,26 @@ class _UnstorableEvent(ValueError):
 def inbound_events_store(*, events: Sequence[Event]) -> None:
     """Store every event of one webhook delivery in one transaction.
 
-    New client messages get a reply job once the transaction commits, unless the sender is
-    over the rate limit. Nothing is answered twice, and nothing but a database outage raises.
+    Each event goes to the Page its entry names (conversations.pages); an event of any other
+    Page or Instagram account is not stored. New client messages get a reply job once the
+    transaction commits, unless the sender is over the rate limit. Nothing is answered
+    twice, and nothing but a database outage raises.
     """
     stored: dict[int, Message] = {}
     person_wrote_at: dict[int, datetime] = {}
-    received_kinds: list[str] = []
+    received: list[tuple[str, str]] = []
+    pages = pages_current() if events else None
     with transaction.atomic():
         for event in events:
-            # Instagram is not answered yet: the Pages work routes it and replaces this guard.
-            if event.platform != "messenger" or not _for_our_page(event):
+            route = _route(event=event, pages=pages)
+            if route is None:
                 continue
             handler = _HANDLERS.get(type(event))
             if handler is None:  # a kind the core does not handle yet (edits, comments): acknowledged
                 logger.debug("Ignored %s from page %r: not handled", type(event).__name__, event.page_id)
                 continue
             try:
-                message = handler(event)
+                message = handler(event, route)
             except _UnstorableEvent as error:
                 logger.warning("Skipped %s from page %r: %s", type(event).__name__, event.page_id, error)
                 continue
@@ -91,7 +98,7 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 stored[message.conversation_id] = message
                 if message.role == Message.Role.CLIENT:
                     person_wrote_at[message.conversation_id] = message.sent_at
-                    received_kinds.append(message_kind(message=message))
+                    received.append((message_kind(message=message), route.channel))
         # In id order, so two deliveries touching the same conversations cannot deadlock.
         for conversation_id in sorted(stored):
             newest = stored[conversation_id]
@@ -101,31 +108,45 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
                 preview=_preview(newest),
                 person_wrote_at=person_wrote_at.get(conversation_id),
             )
-    for kind in received_kinds:  # counted once stored for good
-        MESSAGES_RECEIVED.labels(kind=kind).inc()
+    for kind, channel in received:  # counted once stored for good
+        MESSAGES_RECEIVED.labels(kind=kind, channel=channel).inc()
 
 
-def _for_our_page(event: Event) -> bool:
-    """False for an event of another Page than FACEBOOK_PAGE_ID (when set): not ours to answer.
+@dataclass(frozen=True)
+class _Route:
+    """Where an event goes in the core: its channel, and the Facebook Page answering it (on
+    Instagram, the Page the account is linked to)."""
 
-    Logged once per Page and process: an app subscribed to several Pages sends them all.
+    channel: str
+    page_id: str
+
+
+def _route(*, event: Event, pages: Pages) -> _Route | None:
+    """The event's route, or None for a Page (or Instagram account) that is not ours.
+
+    Logged once per process and id: an app subscribed to several Pages gets them all.
     """
-    if not settings.FACEBOOK_PAGE_ID or event.page_id == settings.FACEBOOK_PAGE_ID:
-        return True
-    if event.page_id not in _OTHER_PAGES_LOGGED:
-        _OTHER_PAGES_LOGGED.add(event.page_id)
+    page = pages.for_event(platform=event.platform, entry_id=event.page_id)
+    if page is not None:
+        return _Route(channel=ChannelIdentity.Channel(event.platform), page_id=page.page_id)
+    if (event.platform, event.page_id) not in _OTHER_PAGES_LOGGED:
+        _OTHER_PAGES_LOGGED.add((event.platform, event.page_id))
+        what = "Instagram account" if event.platform == "instagram" else "page"
         logger.warning(
-            "Ignored events for page %r: this service answers for FACEBOOK_PAGE_ID %r only",
+            "Ignored events for %s %r: not a connected Page's (manage.py pages list), nor FACEBOOK_PAGE_ID",
+            what,
             event.page_id,
-            settings.FACEBOOK_PAGE_ID,
         )
-    return False
+    return None
 
 
-def _message_receive(event: MessageEvent) -> Message | None:
+def _message_receive(event: MessageEvent, route: _Route) -> Message | None:
+    if event.is_deleted:  # the person unsent a message (Instagram): not handled yet, acknowledged
+        logger.debug("Ignored an unsent message from page %r: not handled", event.page_id)
+        return None
     if event.is_echo:
-        return _echo_receive(event)
-    return _client_message_store(event)
+        return _echo_receive(event, route)
+    return _client_message_store(event, route)
 
 
 def _client_message(event: MessageEvent | PostbackEvent) -> Message:
@@ -133,7 +154,12 @@ def _client_message(event: MessageEvent | PostbackEvent) -> Message:
     if isinstance(event, MessageEvent):
         text, reply_to_mid = event.text, event.reply_to_mid
         attachments = [_attachment_json(attachment) for attachment in event.attachments]
-        details = {"quick_reply_payload": event.quick_reply_payload, "reply_to_mid": event.reply_to_mid}
+        details = {
+            "quick_reply_payload": event.quick_reply_payload,
+            "reply_to_mid": event.reply_to_mid,
+            # An Instagram story the message answers: the prompt says so (conversations.prompts).
+            "story_reply": _story_json(event.story_reply),
+        }
         external_id = _id(event.mid, kind="mid")
     else:
         # The button's title is what the person saw and tapped, so it is what gets answered.
@@ -160,22 +186,22 @@ def _postback_id(event: PostbackEvent) -> str:
     return "postback:" + hashlib.sha256(text_storable(key).encode()).hexdigest()
 
 
-def _client_message_store(event: MessageEvent | PostbackEvent) -> Message | None:
+def _client_message_store(event: MessageEvent | PostbackEvent, route: _Route) -> Message | None:
     message = _client_message(event)
-    if not _message_insert(message=message, event=event):
+    if not _message_insert(message=message, event=event, route=route):
         return None
     if event.channel == "standby":
         # Another app (usually the Page inbox) has thread control: someone else is answering.
         conversation_bot_pause(conversation=message.conversation, by=None)
     # Counted only once stored, so a redelivered mid does not use up the sender's window.
-    if rate_limit_apply(message=message, sender=f"{event.page_id}:{event.psid}"):  # answer, or notice
+    if rate_limit_apply(message=message, sender=f"{route.page_id}:{event.psid}"):  # answer, or notice
         transaction.on_commit(
             functools.partial(reply_schedule, message=message, sender=event.psid), robust=True
         )
     return message
 
 
-def _echo_receive(event: MessageEvent) -> Message | None:
+def _echo_receive(event: MessageEvent, route: _Route) -> Message | None:
     """A copy of something the Page sent: ours is ignored, anyone else's is staff taking over."""
     if event.metadata == OUR_METADATA_MARKER or (
         settings.FACEBOOK_APP_ID and str(event.app_id) == settings.FACEBOOK_APP_ID
@@ -190,40 +216,40 @@ def _echo_receive(event: MessageEvent) -> Message | None:
         sent_at=event.timestamp,
         raw=_storable_json(event.raw),
     )
-    if not _message_insert(message=message, event=event):
+    if not _message_insert(message=message, event=event, route=route):
         return None
     conversation_bot_pause(conversation=message.conversation, by=None)
     logger.info("Staff replied from another app; bot paused: sender=%s mid=%s", event.psid, event.mid)
     return message
 
 
-def _delivery_record(event: DeliveryEvent) -> None:
+def _delivery_record(event: DeliveryEvent, route: _Route) -> None:
     mids = [mid for mid in event.mids if _ID.fullmatch(mid)]
-    _outgoing_messages(event=event).filter(
+    _outgoing_messages(event=event, route=route).filter(
         Q(external_id__in=mids) | Q(sent_at__lte=event.watermark), delivered_at__isnull=True
     ).update(delivered_at=event.timestamp)
 
 
-def _read_record(event: ReadEvent) -> None:
+def _read_record(event: ReadEvent, route: _Route) -> None:
     # Read implies delivered, whether or not the delivery receipt came first.
-    _outgoing_messages(event=event).filter(sent_at__lte=event.watermark, read_at__isnull=True).update(
-        read_at=event.timestamp, delivered_at=Coalesce("delivered_at", event.timestamp)
-    )
+    _outgoing_messages(event=event, route=route).filter(
+        sent_at__lte=event.watermark, read_at__isnull=True
+    ).update(read_at=event.timestamp, delivered_at=Coalesce("delivered_at", event.timestamp))
 
 
-def _reaction_record(event: ReactionEvent) -> None:
+def _reaction_record(event: ReactionEvent, route: _Route) -> None:
     reaction = (event.emoji or event.reaction or "") if event.action == "react" else ""
     Message.objects.filter(
-        external_id=_id(event.mid, kind="mid"), conversation__identity__in=_identity(event=event)
+        external_id=_id(event.mid, kind="mid"), conversation__identity__in=_identity(event=event, route=route)
     ).update(reaction=text_storable(reaction)[:_REACTION_LENGTH])
 
 
-def _referral_ignore(event: ReferralEvent) -> None:
+def _referral_ignore(event: ReferralEvent, route: _Route) -> None:
     # Nothing to answer and nowhere to keep it; a postback's referral is kept on that message.
     logger.info("Ignored referral: sender=%s source=%s ref=%s", event.psid, event.source, event.ref)
 
 
-_HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
+_HANDLERS: dict[type[Event], Callable[[Any, _Route], Message | None]] = {
     MessageEvent: _message_receive,
     PostbackEvent: _client_message_store,
     DeliveryEvent: _delivery_record,
@@ -233,21 +259,27 @@ _HANDLERS: dict[type[Event], Callable[[Any], Message | None]] = {
 }
 
 
-def _message_insert(*, message: Message, event: Event) -> bool:
+def _message_insert(*, message: Message, event: Event, route: _Route) -> bool:
     """Store `message` in the conversation with the event's sender; False when its mid is already
     stored, or when it belongs to a person who was forgotten since (a late retry, a replay).
 
     Someone who wrote before costs one small query for their conversation's id; their first
     message creates their contact and conversation.
     """
-    page_id, psid = _id(event.page_id, kind="page_id"), _id(event.psid, kind="psid")
-    if tombstone_covers(page_id=page_id, psid=psid, external_id=message.external_id, sent_at=message.sent_at):
+    sender = {
+        "channel": route.channel,
+        "page_id": _id(route.page_id, kind="page_id"),
+        "psid": _id(event.psid, kind="psid"),
+    }
+    if tombstone_covers(**sender, external_id=message.external_id, sent_at=message.sent_at):
         # Without the sender's id: they asked for it to be deleted, logs included.
         logger.info("Ignored a message of a person who was forgotten since it was sent")
         return False
-    message.conversation_id = conversation_id_by_sender(page_id=page_id, psid=psid)
+    message.conversation_id = conversation_id_by_sender(**sender)
     if message.conversation_id is None:
-        message.conversation = conversation_get_or_create(page_id=page_id, external_id=psid)
+        message.conversation = conversation_get_or_create(
+            channel=route.channel, page_id=sender["page_id"], external_id=sender["psid"]
+        )
     try:
         # A savepoint, so a duplicate mid fails this insert and not the whole delivery.
         with transaction.atomic():
@@ -260,17 +292,17 @@ def _message_insert(*, message: Message, event: Event) -> bool:
     return True
 
 
-def _identity(*, event: Event) -> QuerySet[ChannelIdentity]:
+def _identity(*, event: Event, route: _Route) -> QuerySet[ChannelIdentity]:
     return ChannelIdentity.objects.filter(
-        channel=ChannelIdentity.Channel.MESSENGER,
-        page_id=_id(event.page_id, kind="page_id"),
+        channel=route.channel,
+        page_id=_id(route.page_id, kind="page_id"),
         external_id=_id(event.psid, kind="psid"),
     )
 
 
-def _outgoing_messages(*, event: Event) -> QuerySet[Message]:
+def _outgoing_messages(*, event: Event, route: _Route) -> QuerySet[Message]:
     return Message.objects.filter(
-        conversation__identity__in=_identity(event=event), role__in=Message.OUTGOING_ROLES
+        conversation__identity__in=_identity(event=event, route=route), role__in=Message.OUTGOING_ROLES
     )
 
 
@@ -284,6 +316,12 @@ def _preview(message: Message) -> str:
     if message.text:
         return message.text
     return " ".join(f"[{attachment['type']}]" for attachment in message.attachments)
+
+
+def _story_json(story: StoryReply | None) -> dict[str, str] | None:
+    if story is None:
+        return None
+    return {key: value for key, value in (("id", story.id), ("url", story.url)) if value}
 
 
 def _attachment_json(attachment: Attachment) -> dict[str, Any]:

@@ -40,13 +40,15 @@ from conversations.knowledge.services import knowledge_reply_record
 from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.log_context import log_context
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
-from conversations.prompts import prompt_build
+from conversations.pages import graph_client_for, page_for_conversation
+from conversations.prompts import message_mentions_story, prompt_build
 from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,
     outgoing_messages_fail,
     outgoing_messages_send,
     outgoing_text_store,
+    page_token_refused,
 )
 from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
 from conversations.services.ratelimit import rate_limit_notices_send
@@ -56,7 +58,6 @@ from messenger.errors import (
     RecipientUnreachableError,
     TransientDeliveryError,
 )
-from messenger.graph import GraphClient
 from messenger.window import Window, messaging_window
 
 logger = logging.getLogger(__name__)
@@ -220,14 +221,15 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
     """
     if handoff_requested(messages=waiting):
         return ComposedReply(text="", role=Message.Role.SYSTEM, handoff_reason=ASKED_FOR_A_PERSON)
-    if not any(message.text.strip() for message in waiting):
+    if not _llm_can_read(waiting):
         return ComposedReply(text=ATTACHMENT_REPLY_TEXT, role=Message.Role.SYSTEM)
     history = selectors.messages_history(
         conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT
     )
-    articles = knowledge_relevant(query=waiting, history=history)
+    page = page_for_conversation(identity=conversation.identity)
+    articles = knowledge_relevant(query=waiting, history=history, page_id=page.page_id if page else None)
     prompt = prompt_build(
-        system_prompt=selectors.system_prompt_current(),
+        system_prompt=(page and page.system_prompt) or selectors.system_prompt_current(),
         person_first_name=conversation.identity.contact.first_name,
         knowledge=articles,
         history=history,
@@ -244,6 +246,12 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
         articles=articles,
         handoff_reason=completion.handoff_reason,
     )
+
+
+def _llm_can_read(messages: list[Message]) -> bool:
+    """Whether the LLM has something to read in `messages`: text, or a story mention (which the
+    prompt describes)."""
+    return any(message.text.strip() or message_mentions_story(message) for message in messages)
 
 
 def reply_record(
@@ -280,7 +288,7 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
 
     No parts (and `waiting` left as it is) when the bot was paused meanwhile.
     """
-    if any(message.text.strip() for message in waiting) and not handoff_requested(messages=waiting):
+    if _llm_can_read(waiting) and not handoff_requested(messages=waiting):
         _sender_actions_send(conversation=conversation)
     reply = reply_compose(conversation=conversation, waiting=waiting)
     with transaction.atomic():
@@ -293,7 +301,7 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
 
 def _sender_actions_send(*, conversation: Conversation) -> None:
     """Seen, then typing, before the LLM call; a permanent failure stops the reply before the LLM is paid."""
-    client = GraphClient.from_settings()
+    client = graph_client_for(page_id=conversation.identity.page_id)
     for action in ("mark_seen", "typing_on"):
         try:
             client.send_action(psid=_psid(conversation), action=action)
@@ -321,7 +329,9 @@ def _reply_give_up(*, conversation: Conversation, error: Exception) -> None:
         )
     FAILURES.labels(reason=code).inc(len(waiting))
     if isinstance(error, InvalidTokenError):
-        alert_raise(kind=AlertKind.TOKEN_REFUSED, reason=reason, conversation_id=conversation.pk)
+        page = page_for_conversation(identity=conversation.identity)
+        if page is not None:  # None: the Page was disconnected meanwhile, a token nobody need fix
+            page_token_refused(page=page, reason=reason, conversation_id=conversation.pk)
     elif not isinstance(error, RecipientUnreachableError):
         alert_raise(kind=AlertKind.REPLY_FAILED, reason=reason, conversation_id=conversation.pk)
     if isinstance(error, (RecipientUnreachableError, InvalidTokenError)):
@@ -347,8 +357,9 @@ def _reply_failure_log(*, conversation: Conversation, error: Exception) -> None:
         logger.warning("Reply not sent: sender=%s reason=%s", psid, error.reason)
     elif isinstance(error, InvalidTokenError):
         logger.error(
-            "The Page access token was refused: no message can be sent until FACEBOOK_PAGE_ACCESS_TOKEN "
-            "is fixed. sender=%s reason=%s",
+            "The Page access token was refused: nothing can be sent as Page %s until its token is fixed "
+            "(FACEBOOK_PAGE_ACCESS_TOKEN, or manage.py pages connect). sender=%s reason=%s",
+            conversation.identity.page_id,
             psid,
             error.reason,
             exc_info=error,

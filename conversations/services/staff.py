@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, SystemPrompt
+from conversations.pages import PageInfo, page_for_sending
 from conversations.selectors import conversation_get_by_psid
 from conversations.services.conversations import (
     conversation_bot_pause,
@@ -18,20 +19,24 @@ from conversations.services.delivery import (
     outgoing_text_store,
 )
 from messenger.errors import OutsideWindowError, TransientDeliveryError
-from messenger.graph import OUR_METADATA_MARKER, GraphClient, split_message
+from messenger.graph import OUR_METADATA_MARKER, split_message
 from messenger.window import HUMAN_AGENT_TAG, Window, messaging_window
 
 
-def staff_message_send(*, psid: str, text: str, sent_by: AbstractBaseUser | None = None) -> list[Message]:
-    """Send `text` to the person behind `psid`; see staff_reply_send.
+def staff_message_send(
+    *, psid: str, text: str, sent_by: AbstractBaseUser | None = None, page_id: str | None = None
+) -> list[Message]:
+    """Send `text` to the person behind `psid`, as Page `page_id`; see staff_reply_send.
 
-    To someone who has not written through this service yet, it is sent all the same (Meta
-    decides whether the Page may); once Meta accepts it, their contact and conversation are
-    created and the message stored.
+    `page_id` may be left out while one Page is connected (conversations.pages.page_for_sending
+    raises PageChoiceError otherwise). To someone who has not written through this service
+    yet, it is sent all the same (Meta decides whether the Page may); once Meta accepts it,
+    their contact and conversation are created and the message stored.
     """
-    conversation = conversation_get_by_psid(psid=psid)
+    page = page_for_sending(page_id=page_id)
+    conversation = conversation_get_by_psid(psid=psid, page_id=page.page_id)
     if conversation is None:
-        conversation, first_part_sent = _conversation_by_first_send(psid=psid, text=text)
+        conversation, first_part_sent = _conversation_by_first_send(page=page, psid=psid, text=text)
         return staff_reply_send(
             conversation=conversation, text=text, sent_by=sent_by, first_part_sent=first_part_sent
         )
@@ -104,15 +109,15 @@ def staff_message_tag(*, conversation: Conversation) -> str | None:
     return None
 
 
-def _conversation_by_first_send(*, psid: str, text: str) -> tuple[Conversation, str]:
-    """Send the first part of `text` to someone with no conversation yet, then create theirs.
+def _conversation_by_first_send(*, page: PageInfo, psid: str, text: str) -> tuple[Conversation, str]:
+    """Send the first part of `text` to someone with no conversation yet, on Messenger, then create theirs.
 
     Returns the conversation and the Messenger id of the part sent. Nothing is stored when
-    Meta refuses. The Page's id (FACEBOOK_PAGE_ID, else Graph's) is
-    asked first, so that their conversation is the one their own messages will arrive in.
+    Meta refuses. The Page's id (when the environment's Page names none, Graph's) is asked
+    first, so that their conversation is the one their own messages will arrive in.
     """
-    client = GraphClient.from_settings()
-    page_id = settings.FACEBOOK_PAGE_ID or client.page_get().get("id", "")
+    client = page.graph_client()
+    page_id = page.page_id or client.page_get().get("id", "")
     message_id = client.send_text(psid=psid, text=split_message(text)[0], metadata=OUR_METADATA_MARKER)
     return conversation_get_or_create(page_id=page_id, external_id=psid), message_id
 

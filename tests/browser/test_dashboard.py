@@ -101,8 +101,8 @@ def test_a_moderator_opens_the_dashboard_from_the_admin_home_page(month, web, tm
 
         expect(page.locator("h1")).to_have_text("Dashboard")
         charts = page.locator("figure.chart")
-        expect(charts).to_have_count(5)
-        for index in (0, 2, 3, 4):  # the bar charts
+        expect(charts).to_have_count(6)
+        for index in (0, 2, 3, 4, 5):  # the bar charts
             expect(charts.nth(index).locator("svg rect").first).to_be_visible()
         expect(charts.nth(1).locator("svg polyline")).to_have_count(2)  # median and p90
         expect(charts.nth(0).locator("svg rect title").first).to_contain_text("In (from people)")

@@ -215,9 +215,14 @@ def test_graph_unreachable_says_nothing_about_the_token(channels, graph, caplog)
 
 
 def test_the_token_alert_names_the_page_and_links_the_admin(channels, graph):
-    alert_raise(kind=AlertKind.TOKEN_REFUSED, reason="Invalid OAuth access token")
+    alert_raise(
+        kind=AlertKind.TOKEN_REFUSED,
+        reason="Invalid OAuth access token",
+        page_id="2002",
+        page_name="Shop Aarhus (2002)",
+    )
     deliver_queued()
     [email] = mail.outbox
-    assert email.subject == "Facebook refused the Page access token"
+    assert email.subject == "Facebook refused the access token of Shop Aarhus (2002)"
     assert email.body == "Invalid OAuth access token\nhttps://bot.example.com/admin/"
-    alert_token_works()
+    alert_token_works(page_id="2002")

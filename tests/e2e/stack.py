@@ -65,6 +65,14 @@ class Stack:
     def restart_worker(self) -> None:
         self.worker = Process("worker", self.env, self.log_dir)
 
+    def restart(self, **environment: str) -> None:
+        """Stop web and worker, then start them again with `environment` changed, as a deploy would."""
+        for process in (self.worker, self.web):
+            process.stop()
+        self.env = {**self.env, **environment}
+        self.web, self.base_url = start_web(self.env, self.log_dir)
+        self.worker = Process("worker", self.env, self.log_dir)
+
     def stop(self) -> None:
         for process in (self.worker, self.web):
             process.stop()

@@ -93,7 +93,9 @@ def test_the_worker_checks_the_page_token_at_start_and_alerts_once(service):
 
     settle(2)
     [alert] = service.alerts.calls(kind="alert")
-    assert alert["text"].startswith("Facebook refused the Page access token\n")
+    assert alert["text"].startswith(
+        "Facebook refused the access token of FACEBOOK_PAGE_ACCESS_TOKEN's Page\n"
+    )
 
     service.graph.reset()  # the token works again: the next refusal is news again
     restart(service)

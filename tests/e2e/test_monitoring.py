@@ -50,8 +50,8 @@ def test_counters_add_up_what_every_web_and_worker_process_did(service):
 
     after = scrape(service)
     moved = {name: after[name] - before.get(name, 0) for name in after}
-    assert moved['messenger_messages_received_total{kind="text"}'] == 4
-    assert moved['messenger_replies_sent_total{role="ai"}'] == 4
+    assert moved['messenger_messages_received_total{channel="messenger",kind="text"}'] == 4
+    assert moved['messenger_replies_sent_total{channel="messenger",role="ai"}'] == 4
     assert moved['messenger_ai_replies_total{knowledge="no"}'] == 4
     assert moved["messenger_llm_latency_seconds_count"] == 4
     assert moved["messenger_webhook_to_send_seconds_count"] == 4

@@ -188,9 +188,10 @@ def test_list_page_costs_the_same_queries_however_many_rows(
             {"role": "client", "status": "failed", "text": f"Hello {index}"},
             {"role": "ai", "status": "sent", "text": "Hi!"},
         )
-    # Session, user, the moderator's permissions (own + group's), the paginator's count, how
-    # many wait for staff, and the page's rows with their flags: nothing per row.
-    with django_assert_max_num_queries(7):
+    # Session, user, the moderator's permissions (own + group's), the Pages the Page filter
+    # offers, the paginator's count, how many wait for staff, and the page's rows with their
+    # flags: nothing per row.
+    with django_assert_max_num_queries(8):
         response = moderator_client.get(LIST_URL)
     assert len(response.context["cl"].result_list) == conversations
 
@@ -201,8 +202,8 @@ def test_search_costs_the_same_queries_however_many_rows_match(
     for index in range(60):
         message = {"role": "client", "status": "received", "text": f"Order {index}"}
         make_conversation(f"Person {index}", f"3{index:015d}", message)
-    # As the plain list: session, user, permissions (own + group's), the counts and the page.
-    with django_assert_max_num_queries(7):
+    # As the plain list: session, user, permissions (own + group's), the Pages, the counts and the page.
+    with django_assert_max_num_queries(8):
         response = moderator_client.get(LIST_URL, {"q": "person order"})
     assert len(response.context["cl"].result_list) == 60
 

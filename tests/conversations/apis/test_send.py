@@ -12,6 +12,8 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from conversations.models import Message
 from devtools.processes import free_port
+from devtools.standins.graph import PAGE_ID
+from tests.pages import environment_page_registered, page_connected
 
 URL = "/api/integrations/messenger/send"
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
@@ -271,3 +273,36 @@ def test_someone_new_is_written_to_and_their_conversation_created(graph, ada_con
     assert response.status_code == 200
     message = Message.objects.get(external_id=response.json()["message_id"])
     assert message.conversation.identity.external_id == "555"
+
+
+# --- several Pages ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_pages(graph, db, redis_conn, settings):
+    """The environment's Page (FACEBOOK_PAGE_ID 104728561934527) and a connected one, 2002."""
+    settings.FACEBOOK_PAGE_ID = PAGE_ID
+    environment_page_registered(graph)
+    return page_connected(graph, token="EAAshop", page_id="2002", name="Shop Aarhus")
+
+
+def test_with_several_pages_a_send_names_its_page_and_goes_out_with_that_pages_token(
+    graph, two_pages, token_client
+):
+    missing = token_client.post(URL, {"recipient_id": "555", "text": "Hi"}, format="json")
+    unknown = token_client.post(URL, {"recipient_id": "555", "text": "Hi", "page_id": "3003"}, format="json")
+    assert (missing.status_code, unknown.status_code) == (400, 400)
+    assert missing.json() == {
+        "page_id": ["2 Pages are connected (2002, 104728561934527): say which one to send as."]
+    }
+    assert unknown.json() == {
+        "page_id": ["Page 3003 is not connected (manage.py pages list shows those that are)."]
+    }
+    assert graph.calls(kind="message") == []
+
+    response = token_client.post(URL, {"recipient_id": "555", "text": "Hi", "page_id": "2002"}, format="json")
+
+    assert response.status_code == 200
+    [call] = graph.calls(kind="message")
+    assert (call["token"], call["psid"]) == ("EAAshop", "555")
+    assert Message.objects.get().conversation.identity.page_id == "2002"

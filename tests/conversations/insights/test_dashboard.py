@@ -24,6 +24,7 @@ from conversations.models import (
     Message,
     UnansweredQuestion,
 )
+from conversations.services.conversations import conversation_get_or_create
 
 pytestmark = pytest.mark.postgres
 URL = reverse("admin-dashboard")
@@ -133,7 +134,7 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     response = admin_client.get(URL)
 
     assert response.status_code == 200
-    messages, reply_times, failures, handoffs, knowledge = response.context["charts"]
+    messages, reply_times, failures, handoffs, knowledge, _ = response.context["charts"]
     three_days_ago, yesterday, today = (day_text(timezone.localdate() - timedelta(days=n)) for n in (3, 1, 0))
     # In: four questions; out: four replies (one in two parts), the failures not.
     assert by_day(messages)[three_days_ago] == ["4", "4"]
@@ -161,8 +162,24 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     html = response.content.decode()
     assert f"<title>{three_days_ago}: In (from people) 4</title>" in html
     assert f"<title>{three_days_ago}: 90th percentile 52 s</title>" in html
-    assert html.count('<table class="visually-hidden"') == 5
+    assert html.count('<table class="visually-hidden"') == 6
     assert html.count("No data yet") == 1  # the questions: this history has none
+
+
+def test_messages_in_are_split_by_channel(admin_client, conversation):
+    instagram = conversation_get_or_create(
+        channel="instagram", page_id="1001", external_id="1254459154682919"
+    )
+    for asker, days_ago in [(conversation, 3), (instagram, 3), (instagram, 3), (instagram, 0)]:
+        exchange(asker, asked_at=at(days_ago, 10), waits=[5])
+
+    channels = admin_client.get(URL).context["charts"][5]
+
+    assert channels.title == "Messages in by channel"
+    assert channels.table_head == ["Day", "Instagram", "Messenger"]
+    assert by_day(channels)[day_text(timezone.localdate() - timedelta(days=3))] == ["2", "1"]
+    assert by_day(channels)[day_text(timezone.localdate())] == ["1", "0"]
+    assert channels.summary == "4 messages. Instagram: 3; Messenger: 1."
 
 
 def test_settled_days_are_counted_once_and_today_on_every_view(admin_client, history, conversation):
@@ -239,7 +256,7 @@ def test_an_empty_database_says_there_is_no_data_yet(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("No data yet") == 6  # five charts and the questions
+    assert html.count("No data yet") == 7  # six charts and the questions
     assert "<rect" not in html and "<polyline" not in html
 
 

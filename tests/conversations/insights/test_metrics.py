@@ -57,8 +57,8 @@ def test_staff_signed_in_to_the_admin_can_read_it_and_others_cannot(client, db):
 
 
 def test_received_messages_are_counted_by_kind_once_each(client, db, redis_conn):
-    kind_text = ("messenger_messages_received_total", (("kind", "text"),))
-    kind_postback = ("messenger_messages_received_total", (("kind", "postback"),))
+    kind_text = ("messenger_messages_received_total", (("channel", "messenger"), ("kind", "text")))
+    kind_postback = ("messenger_messages_received_total", (("channel", "messenger"), ("kind", "postback")))
     before = scrape(client)
     envelope = text_message(mid=f"m_{uuid.uuid4().hex}", psid=str(uuid.uuid4().int)[:16])
     post_signed(client, envelope)

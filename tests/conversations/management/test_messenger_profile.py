@@ -11,6 +11,7 @@ from conversations.models import Message
 from conversations.services.inbound import inbound_events_store
 from conversations.services.replies import reply_produce
 from devtools.processes import BASE_DIR
+from devtools.standins.graph import PAGE_ID
 from devtools.standins.server import closed_port_url
 from devtools.webhook import postback
 from messenger.parser import parse_webhook
@@ -20,7 +21,10 @@ from messenger.profile import (
     messenger_profile_parse,
     messenger_profile_validate,
 )
+from tests.pages import environment_page_registered, page_connected
 
+# The command finds the Page to speak for in the database.
+pytestmark = pytest.mark.django_db
 EXAMPLE = BASE_DIR / "docs" / "messenger_profile.example.json"
 GREETING = "Hi {{user_first_name}}! Ask us anything."
 QUESTIONS = ["Do you ship abroad?", "Where is my order?", "Can I pay by invoice?"]
@@ -394,3 +398,15 @@ def test_tapping_get_started_is_answered_by_the_bot(graph, groq, redis_conn):
     assert "Get Started" in llm_call["prompt"]
     [sent] = [call["json"]["message"]["text"] for call in graph.calls(kind="message")]
     assert sent == Message.objects.get(role=Message.Role.AI).text
+
+
+def test_with_several_pages_page_says_whose_profile(graph, redis_conn, settings, capsys):
+    settings.FACEBOOK_PAGE_ID = PAGE_ID
+    environment_page_registered(graph)
+    page_connected(graph, token="EAAshop", page_id="2002", name="Shop Aarhus")
+
+    assert messenger_profile("show") == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("CommandError: --page: 2 Pages are connected")
+    assert messenger_profile("apply", "--page", "2002") == 0
+    [call] = graph.calls(kind="messenger_profile_set")
+    assert call["token"] == "EAAshop"

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 from django.core.management import execute_from_command_line
-from django.db import connections
 
 from conversations.models import KnowledgeArticle, Message
 from devtools.processes import BASE_DIR, free_port
@@ -18,26 +17,20 @@ PSID = "2400000000000001"
 # What each command needs; every other failure below must not stop it.
 NEEDS = {
     "send_message": ["token", "database"],
-    "messenger_profile show": ["token"],
-    "messenger_profile apply": ["token"],
+    "messenger_profile show": ["token", "database"],
+    "messenger_profile apply": ["token", "database"],
+    "pages list": ["database", "redis"],
     "knowledge_import": ["database", "redis"],
     "chat": ["groq", "database", "redis"],
 }
 LINES = {
     "token": "CommandError: FACEBOOK_PAGE_ACCESS_TOKEN is not set: this command reaches Messenger as the "
-    "Page. Set it in the environment or in .env.",
+    "Page. Set it in the environment or in .env, or connect a Page (manage.py pages connect).",
     "groq": "CommandError: GROQ_API_KEY is not set: this command asks the LLM. Set it in the environment "
     "or in .env.",
     "redis": "CommandError: Redis is unreachable: Error 111 connecting to 127.0.0.1:{port}. Connection "
     "refused. Check REDIS_URL.",
 }
-
-
-@pytest.fixture(autouse=True)
-def keep_test_connection(monkeypatch):
-    # A command run from the command line closes the database connections when it ends;
-    # here that would be the test's own connection, inside its transaction.
-    monkeypatch.setattr(connections, "close_all", lambda: None)
 
 
 @pytest.fixture

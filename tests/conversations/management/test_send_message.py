@@ -1,17 +1,11 @@
 import pytest
 from django.core.management import execute_from_command_line
-from django.db import connections
 
 from conversations.models import Message
+from devtools.standins.graph import PAGE_ID
+from tests.pages import environment_page_registered, page_connected
 
 PSID = "2400000000000001"  # the PSID of the ada_conversation fixture
-
-
-@pytest.fixture(autouse=True)
-def keep_test_connection(monkeypatch):
-    # A command run from the command line closes the database connections when it ends;
-    # here that would be the test's own connection, inside its transaction.
-    monkeypatch.setattr(connections, "close_all", lambda: None)
 
 
 def send_message(*args: str) -> int:
@@ -70,3 +64,17 @@ def test_the_psid_sent_and_stored_is_the_one_checked(graph, db):
 
     assert [call["psid"] for call in graph.calls(kind="message")] == ["555"]
     assert Message.objects.get().conversation.identity.external_id == "555"
+
+
+def test_with_several_pages_page_says_which_one(graph, db, redis_conn, settings, capsys):
+    settings.FACEBOOK_PAGE_ID = PAGE_ID
+    environment_page_registered(graph)
+    page_connected(graph, token="EAAshop", page_id="2002", name="Shop Aarhus")
+
+    assert send_message("555", "Hi") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "CommandError: --page: 2 Pages are connected (2002, 104728561934527): say which one to send as."
+    )
+    assert send_message("555", "Hi", "--page", "2002") == 0
+    [call] = graph.calls(kind="message")
+    assert (call["token"], call["psid"]) == ("EAAshop", "555")

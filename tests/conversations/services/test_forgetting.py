@@ -147,10 +147,18 @@ def test_tombstones_are_keyed_hashes_of_her_identity_and_message_ids(jane):
     assert Tombstone.message_digest(external_id="m_jane_1") in digests
     later = timezone.now() + timedelta(minutes=1)
     # Her old messages are covered, however late they come back; a new one is not.
-    assert tombstone_covers(page_id=PAGE_ID, psid=PSID, external_id="m_jane_1", sent_at=later)
-    assert tombstone_covers(page_id=PAGE_ID, psid=PSID, external_id="m_unseen", sent_at=jane.created_at)
-    assert not tombstone_covers(page_id=PAGE_ID, psid=PSID, external_id="m_new", sent_at=later)
-    assert not tombstone_covers(page_id="2002", psid=PSID, external_id="m_new", sent_at=jane.created_at)
+    assert tombstone_covers(
+        channel="messenger", page_id=PAGE_ID, psid=PSID, external_id="m_jane_1", sent_at=later
+    )
+    assert tombstone_covers(
+        channel="messenger", page_id=PAGE_ID, psid=PSID, external_id="m_unseen", sent_at=jane.created_at
+    )
+    assert not tombstone_covers(
+        channel="messenger", page_id=PAGE_ID, psid=PSID, external_id="m_new", sent_at=later
+    )
+    assert not tombstone_covers(
+        channel="messenger", page_id="2002", psid=PSID, external_id="m_new", sent_at=jane.created_at
+    )
 
 
 def test_tombstones_go_after_their_retention(jane):
