@@ -29,11 +29,12 @@ FACEBOOK_PAGE_ACCESS_TOKEN = env.str("FACEBOOK_PAGE_ACCESS_TOKEN", default="")
 FACEBOOK_VERIFY_TOKEN = env.str("FACEBOOK_VERIFY_TOKEN", default="")
 FACEBOOK_APP_SECRET = env.str("FACEBOOK_APP_SECRET", default="")
 GROQ_API_KEY = env.str("GROQ_API_KEY", default="")
+# Not FACEBOOK_PAGE_ACCESS_TOKEN: Pages may be connected in the database instead (manage.py pages);
+# with neither, the worker says so once (conversations.services.delivery.page_token_check).
 PRODUCTION_SECRETS = (
     "SECRET_KEY",
     "FACEBOOK_APP_SECRET",
     "FACEBOOK_VERIFY_TOKEN",
-    "FACEBOOK_PAGE_ACCESS_TOKEN",
     "GROQ_API_KEY",
 )
 

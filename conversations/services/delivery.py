@@ -199,6 +199,6 @@ def page_token_refused(*, page: PageInfo, reason: str, conversation_id: int | No
 def page_token_unset_warn() -> None:
     """Say once per process (cached) that there is no Page token; forked workers inherit the 'once'."""
     logger.warning(
-        "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page token is not checked and nothing can be sent "
-        "to Messenger."
+        "No Page to answer for: FACEBOOK_PAGE_ACCESS_TOKEN is not set and no Page is connected "
+        "(manage.py pages connect), so nothing can be sent to Messenger or Instagram."
     )

@@ -199,8 +199,8 @@ def test_without_a_token_graph_is_not_asked_and_one_warning_says_so(channels, gr
     assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
         (
             "WARNING",
-            "FACEBOOK_PAGE_ACCESS_TOKEN is not set: the Page token is not checked and nothing can be sent "
-            "to Messenger.",
+            "No Page to answer for: FACEBOOK_PAGE_ACCESS_TOKEN is not set and no Page is connected "
+            "(manage.py pages connect), so nothing can be sent to Messenger or Instagram.",
         )
     ]
     assert graph.calls() == []
