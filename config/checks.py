@@ -62,3 +62,17 @@ def email_url_check(app_configs: object = None, **kwargs: object) -> list[checks
             id="config.E010",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def media_storage_options_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    if not settings.MEDIA_STORAGE_ERROR:
+        return []
+    return [
+        checks.Error(
+            f"MEDIA_STORAGE_OPTIONS is not a JSON object ({settings.MEDIA_STORAGE_ERROR}): the media "
+            "storage gets no options.",
+            hint='For example {"bucket_name": "my-bucket", "region_name": "eu-west-1"}.',
+            id="config.E011",
+        )
+    ]
