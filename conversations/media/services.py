@@ -78,7 +78,11 @@ def media_understand(*, messages: Iterable[Message], before_each: Callable[[], N
             continue
         if before_each is not None:
             before_each()
-        _attachment_read(attachment, url=url)
+        try:
+            _attachment_read(attachment, url=url)
+        except Exception:  # a bug here must not cost the person their reply
+            logger.exception("Reading an attachment failed: attachment=%s", attachment.pk)
+            _failed(attachment, code="error", reason="An unexpected error (see the worker's log)")
     return len(attachments)
 
 
@@ -142,22 +146,11 @@ def _attachments_to_read(*, messages: list[Message]) -> list[tuple[MessageAttach
 
 def _attachment_read(attachment: MessageAttachment, *, url: str) -> None:
     """Fetch (unless kept already), keep and put into words one attachment; failures recorded."""
-    if attachment.file:
-        with default_storage.open(attachment.file.name) as kept:
-            body = kept.read()
-    elif not url:
-        _failed(attachment, code="no_url", reason="Meta sent no address for the file", final=True)
-        return
-    else:
-        try:
-            fetched = media_fetch(url=url)
-        except MediaFetchError as error:
-            _failed(attachment, code=error.code, reason=error.reason, final=not error.transient)
-            return
-        body = fetched.body
-        attachment.content_type = fetched.content_type[:100]
-        attachment.size = len(body)
-        _file_keep(attachment, body=body)
+    body = _kept_body(attachment)
+    if body is None:
+        body = _fetched_body(attachment, url=url)
+    if body is None:
+        return  # why is recorded
     try:
         understanding = _understanding(attachment, body=body, url=url)
     except LLMError as error:
@@ -176,6 +169,35 @@ def _attachment_read(attachment: MessageAttachment, *, url: str) -> None:
     attachment.error_code = attachment.error_detail = ""
     attachment.understood_at = timezone.now()
     attachment.save()
+
+
+def _kept_body(attachment: MessageAttachment) -> bytes | None:
+    """The file as kept by an earlier try, or None (then it is fetched again)."""
+    if not attachment.file:
+        return None
+    try:
+        with default_storage.open(attachment.file.name) as kept:
+            return kept.read()
+    except OSError:
+        logger.warning("A kept media file is missing, fetching it again: attachment=%s", attachment.pk)
+        attachment.file = ""
+        return None
+
+
+def _fetched_body(attachment: MessageAttachment, *, url: str) -> bytes | None:
+    """The file fetched from `url`, and kept; None when it could not be (and why is recorded)."""
+    if not url:
+        _failed(attachment, code="no_url", reason="Meta sent no address for the file")
+        return None
+    try:
+        fetched = media_fetch(url=url)
+    except MediaFetchError as error:
+        _failed(attachment, code=error.code, reason=error.reason, final=not error.transient)
+        return None
+    attachment.content_type = fetched.content_type[:100]
+    attachment.size = len(fetched.body)
+    _file_keep(attachment, body=fetched.body)
+    return fetched.body
 
 
 def _understanding(attachment: MessageAttachment, *, body: bytes, url: str) -> Understanding:

@@ -14,6 +14,7 @@ from django_rq import get_queue
 
 from conversations.knowledge.services import knowledge_article_save
 from conversations.llm import get_groq_client
+from conversations.media import services as media_services
 from conversations.media import understanding
 from conversations.media.services import MAX_ATTEMPTS, media_files_expire
 from conversations.models import KnowledgeArticle, Message, MessageAttachment
@@ -383,3 +384,34 @@ def test_the_worker_pool_runs_the_expiry_which_removes_old_files(conversation, r
     expiry.perform()
 
     assert not default_storage.exists(old)
+
+
+def test_an_unexpected_error_reading_a_file_still_lets_the_reply_out(
+    cdn, groq, conversation, monkeypatch, caplog
+):
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(media_services, "audio_transcribe", broken)
+    message = sent_with(conversation, voice(cdn))
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert query_of(the_prompt(groq)) == "[the user sent a voice message that could not be read]"
+    assert len(sent_texts(cdn)) == 1
+    assert message.media.get().error_code == "error"
+    assert "RuntimeError: a bug" in caplog.text
+
+
+def test_a_kept_file_gone_from_the_storage_is_fetched_again(cdn, groq, conversation):
+    groq.script([{"on": "transcription", "status": 503}, {"on": "chat", "status": 503}])
+    message = sent_with(conversation, voice(cdn))
+    with pytest.raises(Exception, match="503"):
+        reply_produce(message_id=message.pk, final_attempt=False)
+    default_storage.delete(message.media.get().file.name)
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert len(cdn.calls(kind="cdn")) == 2
+    kept = message.media.get()
+    assert kept.state == "understood" and kept.file.read() == VOICE
