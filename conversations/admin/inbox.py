@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -22,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.views.decorators.http import require_POST
 
+from conversations.media.services import media_files_forget
 from conversations.models import (
     ChannelIdentity,
     Contact,
@@ -144,6 +146,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return conversation_list_with_flags(conversations=super().get_queryset(request))
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        self.delete_queryset(request, Conversation.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        # The files people sent go with their messages.
+        with transaction.atomic():
+            media_files_forget(messages=Message.objects.filter(conversation__in=queryset))
+            super().delete_queryset(request, queryset)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
@@ -461,6 +472,15 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["conversation__identity__contact"]
     raw_id_fields = ["conversation", "reply_to", "sent_by"]
     show_full_result_count = False
+
+    def delete_model(self, request: HttpRequest, obj: Message) -> None:
+        self.delete_queryset(request, Message.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        # The files people sent go with their messages.
+        with transaction.atomic():
+            media_files_forget(messages=queryset)
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(SystemPrompt)

@@ -5,6 +5,7 @@ kept files served to staff who may read messages, and to nobody else."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
@@ -151,3 +152,21 @@ def test_a_file_of_another_conversation_or_no_longer_kept_is_not_found(
 
     assert moderator_client.get(media_url(attachment, other.pk)).status_code == 404
     assert moderator_client.get(media_url(removed)).status_code == 404
+
+
+@pytest.mark.parametrize("deleted", ["message", "conversation"])
+def test_deleting_a_message_or_a_conversation_in_the_admin_deletes_its_files(
+    client, conversation, django_capture_on_commit_callbacks, deleted
+):
+    attachment = read_attachment(client_message(conversation), body=VOICE, kind="audio")
+    name = attachment.file.name
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    target = attachment.message if deleted == "message" else conversation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse(f"admin:conversations_{deleted}_delete", args=[target.pk]), {"post": "yes"}
+        )
+
+    assert response.status_code == 302
+    assert not default_storage.exists(name)
