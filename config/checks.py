@@ -81,3 +81,17 @@ def forwarded_allow_ips_check(app_configs: object = None, **kwargs: object) -> l
         for entry in settings.FORWARDED_ALLOW_IPS
         if entry != "*" and proxy_network(entry) is None
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def media_storage_options_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    if not settings.MEDIA_STORAGE_ERROR:
+        return []
+    return [
+        checks.Error(
+            f"MEDIA_STORAGE_OPTIONS is not a JSON object ({settings.MEDIA_STORAGE_ERROR}): the media "
+            "storage gets no options.",
+            hint='For example {"bucket_name": "my-bucket", "region_name": "eu-west-1"}.',
+            id="config.E012",
+        )
+    ]

@@ -116,6 +116,35 @@ LLM_SYSTEM_PROMPT = env.str(
         "the question yourself."
     ),
 )
+# Understanding what people send (conversations.media): voice messages are transcribed and images
+# described by Groq before the bot's turn. Files are fetched only from MEDIA_ALLOWED_HOSTS (".x.com"
+# is x.com and any subdomain of it), over https unless MEDIA_ALLOW_HTTP, at most MEDIA_MAX_BYTES
+# within MEDIA_FETCH_TIMEOUT_SECONDS; an address that is private, loopback, link-local or reserved
+# only for a host listed exactly. Kept for staff MEDIA_RETENTION_DAYS, their text for good.
+MEDIA_UNDERSTANDING = env.bool("MEDIA_UNDERSTANDING", default=True)
+GROQ_TRANSCRIPTION_MODEL = env.str("GROQ_TRANSCRIPTION_MODEL", default="whisper-large-v3-turbo")
+GROQ_VISION_MODEL = env.str("GROQ_VISION_MODEL", default="meta-llama/llama-4-scout-17b-16e-instruct")
+MEDIA_ALLOWED_HOSTS = env.list(
+    "MEDIA_ALLOWED_HOSTS", default=[".fbcdn.net", ".fbsbx.com", ".cdninstagram.com"]
+)
+MEDIA_ALLOW_HTTP = env.bool("MEDIA_ALLOW_HTTP", default=False)
+MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=25_000_000)
+MEDIA_FETCH_TIMEOUT_SECONDS = env.float("MEDIA_FETCH_TIMEOUT_SECONDS", default=15.0)
+MEDIA_RETENTION_DAYS = env.int("MEDIA_RETENTION_DAYS", default=30)
+# Where the files are kept: Django's default storage, the local MEDIA_ROOT unless another backend
+# (e.g. django-storages' storages.backends.s3.S3Storage) and its options (a JSON object) are named.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_STORAGE_BACKEND = env.str(
+    "MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+try:
+    MEDIA_STORAGE_OPTIONS = env.json("MEDIA_STORAGE_OPTIONS", default={})
+    MEDIA_STORAGE_ERROR = "" if isinstance(MEDIA_STORAGE_OPTIONS, dict) else "not a JSON object"
+except ValueError as error:
+    MEDIA_STORAGE_OPTIONS, MEDIA_STORAGE_ERROR = {}, str(error)
+if MEDIA_STORAGE_ERROR:
+    MEDIA_STORAGE_OPTIONS = {}
+
 # Knowledge (conversations.knowledge.search): how many articles each reply may be given, how
 # much of their text in all, PostgreSQL's text search configuration (its language: stemming and
 # stop words), and the score below which an article is not given (chosen on bench/knowledge).
@@ -327,7 +356,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     # Not the manifest storage: the web process must serve the admin's CSS even where no
     # collectstatic step ran (a bare Procfile deploy); collected files are used when present.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -3,6 +3,7 @@
 from rq import get_current_job
 
 from conversations import alerts
+from conversations.media.services import media_files_expire
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.forgetting import tombstones_purge
@@ -40,3 +41,7 @@ def page_token_check_run() -> None:
 
 def tombstones_purge_run() -> None:
     tombstones_purge()
+
+
+def media_files_expire_run() -> None:
+    media_files_expire()

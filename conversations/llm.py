@@ -124,7 +124,7 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
             model=model, messages=[{"role": "user", "content": prompt}], tools=TOOLS
         )
     except groq.GroqError as error:
-        raise _typed_error(error, api_key=client.api_key) from error
+        raise groq_error_typed(error, api_key=client.api_key) from error
     except ValueError as error:  # e.g. a 2xx body that is not JSON
         raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
     latency = time.monotonic() - started
@@ -184,7 +184,8 @@ def _token_count(usage: Any, name: str) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _typed_error(error: groq.GroqError, *, api_key: str) -> LLMError:
+def groq_error_typed(error: groq.GroqError, *, api_key: str) -> LLMError:
+    """`error` of the groq SDK as TransientLLMError or PermanentLLMError, its reason without the key."""
     # APITimeoutError is an APIConnectionError: test it first.
     if isinstance(error, groq.APITimeoutError):
         return TransientLLMError("Groq did not answer in time")

@@ -197,6 +197,9 @@ class Message(models.Model):
     # pending until it is sent.
     RATE_LIMIT_NOTICE = "rate_limit_notice"
     RATE_LIMIT_NOTICE_PENDING, RATE_LIMIT_NOTICE_SENT = "pending", "sent"
+    # A key of `details`: the person edited the message ({"original_text", "num_edit", "edited_at"});
+    # `text` is the newest version.
+    EDIT = "edit"
 
     # Indexed by message_conversation_time, which starts with it.
     conversation = models.ForeignKey(
@@ -298,6 +301,60 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class MessageAttachment(models.Model):
+    """A voice message or an image a person sent, as the bot read it before answering: its
+    transcript or description (what the prompt carries for it, kept for good), and the file,
+    kept for staff until MEDIA_RETENTION_DAYS or until the person is forgotten
+    (conversations.media)."""
+
+    class Kind(models.TextChoices):
+        AUDIO = "audio", "Voice message"
+        IMAGE = "image", "Image"
+
+    class State(models.TextChoices):
+        # Not read yet, or a try failed for a reason that may pass (it is tried again while
+        # its message still waits for the bot).
+        PENDING = "pending", "Not read yet"
+        UNDERSTOOD = "understood", "Understood"
+        UNREADABLE = "unreadable", "Could not be read"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media", db_index=False)
+    # Its index in the message's `attachments`.
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    file = models.FileField(upload_to="messenger-media/%Y/%m/", blank=True, max_length=255)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveIntegerField(null=True, blank=True)
+    # When the file was removed (its retention ended); the text stays.
+    file_removed_at = models.DateTimeField(null=True, blank=True)
+    text = models.TextField(
+        blank=True, help_text="The transcript of a voice message, or what an image shows."
+    )
+    # The transcription or vision model's facts, like the LLM's on an AI reply.
+    model = models.CharField(max_length=128, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Why it could not be read: a code for metrics, and words for staff.
+    error_code = models.CharField(max_length=32, blank=True)
+    error_detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    understood_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "position"], name="unique_message_attachment"),
+        ]
+        indexes = [
+            # The retention job looks for files older than MEDIA_RETENTION_DAYS among those still kept.
+            models.Index(fields=["created_at"], condition=~Q(file=""), name="message_attachment_kept"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
 
 
 class SystemPrompt(models.Model):

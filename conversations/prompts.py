@@ -1,7 +1,9 @@
 """The one-string prompt the LLM gets, within its budget, and text that cannot fake its sections:
 <SYSTEM>, <KNOWLEDGE>, <HISTORY>, <CURRENT_USER_QUERY>.
 
-Pure functions over messages and articles; nothing here reads the database.
+Pure functions over messages and articles; nothing here queries the database by itself: the
+selectors load what it reads besides a message's own fields (the message it replies to, its
+attachments as conversations.media read them).
 
 The budget (see prompt_build): each message's text is cut to `message_max_chars`, and the
 prompt as a whole to `max_chars`, filled in order of importance: the system prompt, the
@@ -19,7 +21,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable
 
-from conversations.models import KnowledgeArticle, Message
+from conversations.models import KnowledgeArticle, Message, MessageAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,15 @@ _SENDER_NAMES = {Message.Role.CLIENT: "the user", Message.Role.STAFF: "staff"}
 # Instagram: what a story mention, and a reply to a story whose media has no URL, are to the model.
 STORY_MENTION = "[the user mentioned you in their story]"
 STORY_REPLY = "[the user replied to your story]"
+# Who said a message the person replies to, or reacted to.
+_QUOTED_NAMES = {
+    Message.Role.CLIENT: "their own message",
+    Message.Role.AI: "the assistant's message",
+    Message.Role.STAFF: "a message from staff",
+    Message.Role.SYSTEM: "a notice of the page",
+}
+# A message replied or reacted to is quoted this short: enough to tell which one it was.
+QUOTE_MAX_CHARS = 200
 
 
 def text_normalise(text: str) -> str:
@@ -96,17 +107,64 @@ def text_cut(text: str, *, max_chars: int) -> str:
 
 
 def message_render(message: Message, *, max_chars: int) -> str:
-    """The message's text and a short description of each attachment (and of the Instagram story it
-    answers), normalised and cut to `max_chars`."""
-    sender = _SENDER_NAMES.get(message.role, "the page")
-    descriptions = [
-        STORY_MENTION if _is_story_mention(attachment) else f"[{sender} sent {_attachment_name(attachment)}]"
-        for attachment in message.attachments or []
-    ]
-    text = text_normalise(
-        "\n".join(filter(None, [_story_reply(message), message.text.strip(), *descriptions]))
+    """The message's text and each attachment in words (a voice message's transcript, what an
+    image shows, or that it could not be read; the Instagram story it answers or mentions),
+    normalised and cut to `max_chars`."""
+    return text_cut(text_normalise(_message_text(message)), max_chars=max_chars)
+
+
+def query_render(message: Message, *, max_chars: int) -> str:
+    """A message of the current query as message_render gives it, after what it replies to
+    (who said it, and its text cut short) when it replies to a message of the conversation."""
+    quoted = message.reply_to if message.role == Message.Role.CLIENT else None
+    if quoted is None or quoted.conversation_id != message.conversation_id:
+        return message_render(message, max_chars=max_chars)
+    quote = f'[replying to {_QUOTED_NAMES.get(quoted.role, "a message")}: "{_quote(quoted)}"]'
+    return text_cut(
+        text_normalise("\n".join(filter(None, [quote, _message_text(message)]))), max_chars=max_chars
     )
-    return text_cut(text, max_chars=max_chars)
+
+
+def message_said(message: Message) -> str:
+    """What `message` says in words: its text, and what its voice messages and images were read as."""
+    read = _attachments_read(message)
+    understood = [item.text for item in read.values() if item.state == MessageAttachment.State.UNDERSTOOD]
+    return " ".join(filter(None, [message.text, *understood]))
+
+
+def _message_text(message: Message) -> str:
+    sender = _SENDER_NAMES.get(message.role, "the page")
+    read = _attachments_read(message)
+    descriptions = [
+        STORY_MENTION
+        if _is_story_mention(attachment)
+        else _attachment_text(attachment, read=read.get(position), sender=sender)
+        for position, attachment in enumerate(message.attachments or [])
+    ]
+    return "\n".join(filter(None, [_story_reply(message), message.text.strip(), *descriptions]))
+
+
+def _attachments_read(message: Message) -> dict[int, MessageAttachment]:
+    """The message's attachments as the bot read them (conversations.media), by position;
+    prefetched by the selectors, and never looked up for a message without attachments."""
+    if not message.attachments or message.pk is None:
+        return {}
+    return {attachment.position: attachment for attachment in message.media.all()}
+
+
+def _attachment_text(attachment: object, *, read: MessageAttachment | None, sender: str) -> str:
+    name = _attachment_name(attachment)
+    if read is None:
+        return f"[{sender} sent {name}]"
+    if read.state != MessageAttachment.State.UNDERSTOOD:
+        return f"[{sender} sent {name} that could not be read]"
+    saying = "which says" if read.kind == MessageAttachment.Kind.AUDIO else "which shows"
+    return f"[{sender} sent {name}, {saying}: {read.text.strip()}]"
+
+
+def _quote(message: Message) -> str:
+    text = " ".join(text_normalise(_message_text(message)).split())
+    return text if len(text) <= QUOTE_MAX_CHARS else text[: QUOTE_MAX_CHARS - 1].rstrip() + "…"
 
 
 def message_mentions_story(message: Message) -> bool:
@@ -139,7 +197,7 @@ def prompt_build(
     if person_first_name.strip():
         system += f"\n\nThe person's first name is {' '.join(person_first_name.split())}."
     query_text = "\n\n".join(
-        filter(None, (message_render(message, max_chars=message_max_chars) for message in query))
+        filter(None, (query_render(message, max_chars=message_max_chars) for message in query))
     )
     left = max_chars - _FRAME_CHARS
     reserved = min(len(query_text), message_max_chars)
@@ -210,14 +268,23 @@ def _history_text(history: Iterable[Message], *, message_max_chars: int, max_cha
     """
     entries, left = [], max_chars
     for message in reversed(list(history)):
-        entry = _history_entry(message, max_chars=message_max_chars)
-        if not entry:
-            continue
-        if len(entry) + 1 > left:  # and the line break before the next one
-            break
-        entries.append(entry)
-        left -= len(entry) + 1
+        for entry in reversed(_history_entries(message, max_chars=message_max_chars)):
+            if len(entry) + 1 > left:  # and the line break before the next one
+                return "\n".join(reversed(entries))
+            entries.append(entry)
+            left -= len(entry) + 1
     return "\n".join(reversed(entries))
+
+
+def _history_entries(message: Message, *, max_chars: int) -> list[str]:
+    """The message's entry, then the person's reaction to it when it is one of ours and they reacted."""
+    entries = [entry for entry in [_history_entry(message, max_chars=max_chars)] if entry]
+    if message.reaction and message.role in Message.OUTGOING_ROLES:
+        reaction = text_normalise(" ".join(message.reaction.split()))
+        entries.append(
+            f'{ROLE_LABELS[Message.Role.CLIENT]}: [the user reacted {reaction} to: "{_quote(message)}"]'
+        )
+    return entries
 
 
 def _history_entry(message: Message, *, max_chars: int) -> str:

@@ -5,7 +5,16 @@ from itertools import product
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
@@ -138,11 +147,13 @@ def conversation_search(*, conversations: QuerySet[Conversation], terms: list[st
 def conversation_transcript(*, conversation: Conversation, limit: int = TRANSCRIPT_LIMIT) -> list[Message]:
     """The newest `limit` messages of the conversation, oldest first, as a chat shows them."""
     newest = (
-        conversation.messages.select_related("sent_by")
+        conversation.messages.select_related("sent_by", "reply_to")
         .prefetch_related("knowledge_articles")
         .order_by("-created_at", "-id")[:limit]
     )
-    return list(reversed(newest))
+    transcript = list(reversed(newest))
+    messages_attachments_prefetch(messages=transcript)
+    return transcript
 
 
 def system_prompt_history(*, prompts: QuerySet[SystemPrompt]) -> QuerySet[SystemPrompt]:
@@ -156,12 +167,27 @@ def system_prompt_history(*, prompts: QuerySet[SystemPrompt]) -> QuerySet[System
 
 
 def messages_awaiting_reply(*, conversation: Conversation) -> list[Message]:
-    """Client messages stored but not answered yet, oldest first: the next reply answers them all."""
+    """Client messages stored but not answered yet, oldest first: the next reply answers them all.
+
+    With the message each one replies to, which the prompt quotes.
+    """
     return list(
-        conversation.messages.filter(role=Message.Role.CLIENT, status=Message.Status.RECEIVED).order_by(
-            "created_at", "id"
-        )
+        conversation.messages.filter(role=Message.Role.CLIENT, status=Message.Status.RECEIVED)
+        .select_related("reply_to")
+        .order_by("created_at", "id")
     )
+
+
+def messages_attachments_prefetch(*, messages: list[Message], quoted: bool = False) -> None:
+    """Load, in one query, the attachments as read (MessageAttachment) of those of `messages` that
+    have attachments, and with `quoted` of the messages they reply to (loaded with them, as
+    messages_awaiting_reply does): what conversations.prompts renders. Messages without
+    attachments cost nothing."""
+    with_attachments = [message for message in messages if message.attachments]
+    if quoted:
+        replied_to = [message.reply_to for message in messages if message.reply_to_id]
+        with_attachments += [message for message in replied_to if message and message.attachments]
+    prefetch_related_objects(with_attachments, "media")
 
 
 def messages_history(*, conversation: Conversation, before: Message, limit: int) -> list[Message]:
@@ -178,7 +204,9 @@ def messages_history(*, conversation: Conversation, before: Message, limit: int)
         .exclude(status=Message.Status.FAILED, role__in=Message.OUTGOING_ROLES)
         .order_by("-created_at", "-id")[:limit]
     )
-    return list(reversed(newest_first))
+    history = list(reversed(newest_first))
+    messages_attachments_prefetch(messages=history)
+    return history
 
 
 def messages_bot_unsent(*, conversation: Conversation, handoff: bool = False) -> list[Message]:

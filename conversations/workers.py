@@ -4,8 +4,8 @@ It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things a
 supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
 conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
 scheduler lock; and it queues the periodic jobs (the recovery sweep, the hourly profile
-sweep, the Page token check, the dashboard's daily counts, the tombstones' expiry) as rq's
-cron does.
+sweep, the Page token check, the dashboard's daily counts, the tombstones' expiry, the media
+files' expiry) as rq's cron does.
 The supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
 both resume on their own once Redis is back after an outage or a restart.
 """
@@ -27,6 +27,7 @@ from rq.worker_pool import WorkerPool
 from conversations.insights.jobs import dashboard_settled_days_count_run
 from conversations.jobs import (
     contacts_profile_sweep_run,
+    media_files_expire_run,
     page_token_check_run,
     replies_sweep_run,
     tombstones_purge_run,
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 PROFILE_SWEEP_SECONDS = 3600
 DASHBOARD_COUNT_SECONDS = 3600
 TOMBSTONES_PURGE_SECONDS = 3600
+MEDIA_EXPIRE_SECONDS = 3600
 
 
 class InProcessWorker(SimpleWorker):
@@ -73,6 +75,7 @@ class SchedulingWorkerPool(WorkerPool):
             (dashboard_settled_days_count_run, DASHBOARD_COUNT_SECONDS),
             (page_token_check_run, round(settings.PAGE_TOKEN_CHECK_HOURS * 3600)),
             (tombstones_purge_run, TOMBSTONES_PURGE_SECONDS),
+            (media_files_expire_run, MEDIA_EXPIRE_SECONDS),
         ):
             self._cron.register(job, self.queues[0].name, interval=interval, result_ttl=0)
 

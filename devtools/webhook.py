@@ -31,14 +31,40 @@ def text_message(
     psid: str = PSID,
     timestamp_ms: int | None = None,
     quick_reply_payload: str | None = None,
+    reply_to_mid: str | None = None,
     page_id: str = PAGE_ID,
 ) -> dict[str, Any]:
     """A one-message envelope shaped like Meta's, to Page `page_id`, stamped now unless
-    `timestamp_ms` says otherwise; with `quick_reply_payload`, the tap on a quick reply titled `text`."""
+    `timestamp_ms` says otherwise; with `quick_reply_payload`, the tap on a quick reply titled `text`;
+    with `reply_to_mid`, a reply to that message."""
     message: dict[str, Any] = {"mid": mid, "text": text}
     if quick_reply_payload is not None:
         message["quick_reply"] = {"payload": quick_reply_payload}
+    if reply_to_mid is not None:
+        message["reply_to"] = {"mid": reply_to_mid}
     return _envelope(psid=psid, timestamp_ms=timestamp_ms, event={"message": message}, page_id=page_id)
+
+
+def attachments_message(
+    *, mid: str, attachments: list[tuple[str, str]], text: str | None = None, psid: str = PSID
+) -> dict[str, Any]:
+    """A message with attachments, each (type, url): "audio" for a voice message, "image", ..."""
+    message: dict[str, Any] = {
+        "mid": mid,
+        "attachments": [{"type": kind, "payload": {"url": url}} for kind, url in attachments],
+    }
+    if text is not None:
+        message["text"] = text
+    return _envelope(psid=psid, timestamp_ms=None, event={"message": message})
+
+
+def reaction(*, mid: str, emoji: str, psid: str = PSID, action: str = "react") -> dict[str, Any]:
+    """The person reacted with `emoji` to the message `mid` (or took it back, with action "unreact")."""
+    return _envelope(
+        psid=psid,
+        timestamp_ms=None,
+        event={"reaction": {"mid": mid, "action": action, "emoji": emoji, "reaction": "other"}},
+    )
 
 
 def postback(

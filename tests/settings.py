@@ -42,6 +42,10 @@ if "DATABASE_URL" not in os.environ:
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="messenger-test-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+# Files people send (conversations.media) of this run only, shared with its web and worker processes.
+if "MEDIA_ROOT" not in os.environ:
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="messenger-test-media-")
+    atexit.register(shutil.rmtree, os.environ["MEDIA_ROOT"], ignore_errors=True)
 # A database index of its own, so the suite's flushes never touch a developer's queues.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,7 +24,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.views.decorators.http import require_POST
 
-from conversations.models import ChannelIdentity, Contact, Conversation, Message, Page, SystemPrompt
+from conversations.media.services import media_files_forget
+from conversations.models import (
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    Message,
+    MessageAttachment,
+    Page,
+    SystemPrompt,
+)
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
     conversation_list_with_flags,
@@ -45,6 +55,8 @@ from messenger.errors import DeliveryError
 
 PREVIEW_CHARS = 80
 SEND_PERMISSION = "conversations.send_message"
+# The files people sent are part of their messages.
+MESSAGE_VIEW_PERMISSION = "conversations.view_message"
 # Forgetting a person deletes their contact row, and everything cascades from it.
 FORGET_PERMISSION = "conversations.delete_contact"
 
@@ -166,6 +178,15 @@ class ConversationAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return conversation_list_with_flags(conversations=super().get_queryset(request))
 
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        self.delete_queryset(request, Conversation.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        # The files people sent go with their messages.
+        with transaction.atomic():
+            media_files_forget(messages=Message.objects.filter(conversation__in=queryset))
+            super().delete_queryset(request, queryset)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
 
@@ -259,6 +280,11 @@ class ConversationAdmin(admin.ModelAdmin):
                 view(self.retry_view),
                 name="{}_{}_retry".format(*info),
             ),
+            path(
+                "<path:object_id>/media/<int:attachment_id>/",
+                view(self.media_view),
+                name="{}_{}_media".format(*info),
+            ),
         ] + super().get_urls()
 
     def change_view(
@@ -289,7 +315,7 @@ class ConversationAdmin(admin.ModelAdmin):
             subtitle=None,
             conversation=obj,
             contact=obj.identity.contact,
-            transcript=[(message, attachment_links(message.attachments)) for message in transcript],
+            transcript=[(message, attachment_links(message)) for message in transcript],
             transcript_truncated=len(transcript) == TRANSCRIPT_LIMIT,
             reply_form=StaffReplyForm(),
             # A console conversation is an operator trying the bot: nobody to write to.
@@ -364,6 +390,34 @@ class ConversationAdmin(admin.ModelAdmin):
             )
         return self._back_to(conversation)
 
+    def media_view(self, request: HttpRequest, object_id: str, attachment_id: int) -> HttpResponse:
+        """A file a person sent, as kept (conversations.media), for staff who may read messages.
+
+        Only audio, images and video are shown in the page; anything else is a download. The
+        file came from outside: it may not run as a page of ours (sandboxed, never sniffed).
+        """
+        _require(request.user.has_perm(MESSAGE_VIEW_PERMISSION))
+        attachment = get_object_or_404(
+            MessageAttachment.objects.exclude(file=""),
+            pk=attachment_id,
+            message__conversation_id=unquote(object_id),
+        )
+        try:
+            kept = attachment.file.open("rb")
+        except OSError as error:  # removed from the storage behind our back
+            raise Http404("The file is no longer kept.") from error
+        inline = attachment.content_type.split("/")[0] in ("audio", "image", "video")
+        response = FileResponse(
+            kept,
+            content_type=attachment.content_type if inline else "application/octet-stream",
+            as_attachment=not inline,
+            filename=attachment.file.name.rsplit("/", 1)[-1],
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
     def forget_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         _require(request.user.has_perm(FORGET_PERMISSION))
         conversation = self._conversation_or_404(object_id)
@@ -392,20 +446,31 @@ def _require(allowed: bool) -> None:
         raise PermissionDenied
 
 
-def attachment_links(attachments: Any) -> list[dict[str, Any]]:
-    """The attachments a message carries, as links safe to render (http/https URLs only)."""
+def attachment_links(message: Message) -> list[dict[str, Any]]:
+    """The attachments `message` carries, as links safe to render (http/https URLs only), each with
+    how the bot read it (`read`: transcript or description, or why it could not) and the kept
+    file's address on our side (`file_url`) while it is kept (conversations.media)."""
+    attachments = message.attachments if isinstance(message.attachments, list) else []
+    read = {attachment.position: attachment for attachment in message.media.all()} if attachments else {}
     links = []
-    for attachment in attachments if isinstance(attachments, list) else []:
+    for position, attachment in enumerate(attachments):
         url = attachment.get("url") if isinstance(attachment, dict) else None
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             continue
         kind = str(attachment.get("type") or "file")
+        kept = read.get(position)
         links.append(
             {
                 "url": url,
                 "kind": kind,
                 "is_image": kind in ("image", "sticker"),
                 "title": attachment.get("title") or kind,
+                "read": kept,
+                "file_url": reverse(
+                    "admin:conversations_conversation_media", args=[message.conversation_id, kept.pk]
+                )
+                if kept and kept.file
+                else "",
             }
         )
     return links
@@ -442,6 +507,15 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["conversation__identity__contact"]
     raw_id_fields = ["conversation", "reply_to", "sent_by"]
     show_full_result_count = False
+
+    def delete_model(self, request: HttpRequest, obj: Message) -> None:
+        self.delete_queryset(request, Message.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        # The files people sent go with their messages.
+        with transaction.atomic():
+            media_files_forget(messages=queryset)
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(SystemPrompt)

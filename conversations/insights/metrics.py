@@ -54,6 +54,24 @@ WEBHOOK_TO_SEND = Histogram(
     buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 900),
 )
 
+MEDIA_CALLS = Counter(
+    "messenger_media_calls",
+    "Groq calls reading what people sent: transcriptions (kind audio) and image descriptions (kind image), "
+    "by outcome",
+    ["kind", "outcome"],
+)
+MEDIA_LATENCY = Histogram(
+    "messenger_media_call_seconds",
+    "Time Groq took to transcribe a voice message or describe an image, by kind",
+    ["kind"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60),
+)
+MEDIA_UNREADABLE = Counter(
+    "messenger_media_unreadable",
+    "Voice messages and images the bot could not read before answering (each try), by kind and reason",
+    ["kind", "reason"],
+)
+
 # Every label value known in advance is reported from the start, at 0, so that a rate over a
 # series that has not moved yet is 0 rather than missing.
 _CHANNELS = ChannelIdentity.META_CHANNELS
@@ -68,6 +86,9 @@ for _counter, _labels in (
 ):
     for _values in itertools.product(*_labels.values()):
         _counter.labels(**dict(zip(_labels, _values, strict=True)))
+for _kind in ("audio", "image"):
+    for _outcome in ("ok", "error"):
+        MEDIA_CALLS.labels(kind=_kind, outcome=_outcome)
 
 
 def message_kind(*, message: Message) -> str:

@@ -29,6 +29,7 @@ from django.db.models import F, FloatField, Q, QuerySet, Value
 from redis.exceptions import RedisError
 
 from conversations.models import KnowledgeArticle, Message
+from conversations.prompts import message_said
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def knowledge_relevant(
     Only articles for every Page, and those for Page `page_id`, are searched. A short message is searched together with the person's message before it, which is often
     what it refers to. If the search fails, the reply goes out without knowledge.
     """
-    text = " ".join(message.text for message in query)
+    # A voice message's transcript and an image's description are searched like text.
+    text = " ".join(message_said(message) for message in query)
     if len(words(text)) < _SHORT_QUERY_WORDS:
         previous = next((m for m in reversed(history) if m.role == Message.Role.CLIENT and m.text), None)
         if previous is not None:

@@ -1,8 +1,9 @@
 """Forgetting a person leaves no trace of them, but one on purpose.
 
 Deleting the contact deletes their identities, conversations, messages, handoffs and the
-unanswered questions staff were shown (the database cascades). Two things hold their words
-elsewhere and are cleaned here: the admin's action log (LogEntry keeps each object's name, e.g.
+unanswered questions staff were shown (the database cascades). The files they sent (voice
+messages, images) are deleted from the storage once that has committed. Two things hold their
+words elsewhere and are cleaned here: the admin's action log (LogEntry keeps each object's name, e.g.
 the contact's, and the message's text) and a knowledge article whose title is their question
 as "Write an article" once proposed it (the bot would give it to anyone).
 
@@ -22,6 +23,7 @@ from django.utils import timezone
 from django.utils.text import Truncator, capfirst
 
 from conversations.knowledge.services import knowledge_article_save
+from conversations.media.services import media_files_forget
 from conversations.models import (
     ChannelIdentity,
     Contact,
@@ -46,6 +48,7 @@ def contact_traces_erase(*, contact: Contact) -> None:
     messages = Message.objects.filter(conversation__in=conversations)
     questions = UnansweredQuestion.objects.filter(message__in=messages)
     _tombstones_record(identities=identities, messages=messages)
+    media_files_forget(messages=messages)
     articles = _articles_quoting_unapprove(questions=questions)
     for model, rows in (
         (Contact, Contact.objects.filter(pk=contact.pk)),

@@ -44,6 +44,7 @@ from messenger.events import (
     Attachment,
     DeliveryEvent,
     Event,
+    MessageEditEvent,
     MessageEvent,
     PostbackEvent,
     ReactionEvent,
@@ -86,7 +87,7 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
             if route is None:
                 continue
             handler = _HANDLERS.get(type(event))
-            if handler is None:  # a kind the core does not handle yet (edits, comments): acknowledged
+            if handler is None:  # a kind the core does not handle yet (comments): acknowledged
                 logger.debug("Ignored %s from page %r: not handled", type(event).__name__, event.page_id)
                 continue
             try:
@@ -244,6 +245,42 @@ def _reaction_record(event: ReactionEvent, route: _Route) -> None:
     ).update(reaction=text_storable(reaction)[:_REACTION_LENGTH])
 
 
+def _edit_record(event: MessageEditEvent, route: _Route) -> None:
+    """The person edited a message of theirs: its text becomes the new one, the first text is kept
+    in `details` (staff see it as edited). Nothing is queued: a message still waiting is answered
+    with whatever text it has when its reply is written, and an answered one is not answered again.
+
+    Matched by mid, within the sender's conversation when Meta names the sender. An older edit
+    arriving after a newer one (by num_edit) changes nothing.
+    """
+    messages = Message.objects.select_for_update().filter(
+        external_id=_id(event.mid, kind="mid"), role=Message.Role.CLIENT
+    )
+    if event.sender_id is not None:
+        messages = messages.filter(
+            conversation__identity__in=ChannelIdentity.objects.filter(
+                channel=route.channel,
+                page_id=_id(route.page_id, kind="page_id"),
+                external_id=_id(event.sender_id, kind="psid"),
+            )
+        )
+    message = messages.first()
+    if message is None or event.text is None:
+        logger.info("Ignored an edit of a message not stored: mid=%s", event.mid)
+        return
+    edits = message.details.get(Message.EDIT) or {}
+    if event.num_edit is not None and event.num_edit <= (edits.get("num_edit") or 0):
+        return  # this edit, or a later one, is applied already
+    message.details[Message.EDIT] = {
+        "original_text": edits.get("original_text", message.text),
+        "num_edit": event.num_edit,
+        "edited_at": event.timestamp.isoformat(),
+    }
+    message.text = text_storable(event.text)
+    message.save(update_fields=["text", "details"])
+    logger.info("Message edited: mid=%s answered=%s", event.mid, message.status != Message.Status.RECEIVED)
+
+
 def _referral_ignore(event: ReferralEvent, route: _Route) -> None:
     # Nothing to answer and nowhere to keep it; a postback's referral is kept on that message.
     logger.info("Ignored referral: sender=%s source=%s ref=%s", event.psid, event.source, event.ref)
@@ -256,6 +293,7 @@ _HANDLERS: dict[type[Event], Callable[[Any, _Route], Message | None]] = {
     ReadEvent: _read_record,
     ReactionEvent: _reaction_record,
     ReferralEvent: _referral_ignore,
+    MessageEditEvent: _edit_record,
 }
 
 

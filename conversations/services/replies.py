@@ -39,6 +39,7 @@ from conversations.knowledge.search import knowledge_relevant
 from conversations.knowledge.services import knowledge_reply_record
 from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.log_context import log_context
+from conversations.media.services import attachment_seconds, media_readable, media_understand
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.pages import graph_client_for, page_for_conversation
 from conversations.prompts import message_mentions_story, prompt_build
@@ -67,7 +68,7 @@ REPLY_JOB = "conversations.jobs.reply_to_message"
 # Fixed texts, never written by the LLM.
 APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
 ATTACHMENT_REPLY_TEXT = (
-    "Thanks for sending that! I can only read text for now. Could you tell me in words how I can help?"
+    "Thanks for sending that! I can't open this kind of file. Could you tell me in words how I can help?"
 )
 # A job that found its conversation busy looks again after this long (the scheduler ticks each second).
 LOCK_WAIT_SECONDS = 2
@@ -177,6 +178,14 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         outgoing_messages_send(messages=selectors.messages_bot_unsent(conversation=conversation))
         rate_limit_notices_send(conversation=conversation)
         if waiting:
+            if _llm_reads(waiting) and not handoff_requested(messages=waiting):
+                _sender_actions_send(conversation=conversation)
+            # Each file may take longer than the lock's period: the lock is made to last it.
+            lock_stretch = attachment_seconds() + settings.REPLY_LOCK_MARGIN_SECONDS
+            if media_understand(
+                messages=waiting, before_each=lambda: lock.extend(lock_stretch, replace_ttl=True)
+            ):
+                lock.reacquire()  # the LLM call gets a full period
             reply = _reply_store(conversation=conversation, waiting=waiting)
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
@@ -216,13 +225,14 @@ class ComposedReply:
 def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> ComposedReply:
     """The answer to `waiting`: the LLM's, given the history and the knowledge that matches them.
 
-    A tap on "Talk to a person" hands over with no LLM call; messages with nothing but
-    attachments get a fixed reply, since the LLM only reads text.
+    A tap on "Talk to a person" hands over with no LLM call; messages with nothing the LLM can
+    read (no text, no voice message or image read by conversations.media) get a fixed reply.
     """
     if handoff_requested(messages=waiting):
         return ComposedReply(text="", role=Message.Role.SYSTEM, handoff_reason=ASKED_FOR_A_PERSON)
-    if not _llm_can_read(waiting):
+    if not _llm_reads(waiting):
         return ComposedReply(text=ATTACHMENT_REPLY_TEXT, role=Message.Role.SYSTEM)
+    selectors.messages_attachments_prefetch(messages=waiting, quoted=True)
     history = selectors.messages_history(
         conversation=conversation, before=waiting[0], limit=settings.LLM_HISTORY_LIMIT
     )
@@ -246,12 +256,6 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
         articles=articles,
         handoff_reason=completion.handoff_reason,
     )
-
-
-def _llm_can_read(messages: list[Message]) -> bool:
-    """Whether the LLM has something to read in `messages`: text, or a story mention (which the
-    prompt describes)."""
-    return any(message.text.strip() or message_mentions_story(message) for message in messages)
 
 
 def reply_record(
@@ -288,8 +292,6 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
 
     No parts (and `waiting` left as it is) when the bot was paused meanwhile.
     """
-    if _llm_can_read(waiting) and not handoff_requested(messages=waiting):
-        _sender_actions_send(conversation=conversation)
     reply = reply_compose(conversation=conversation, waiting=waiting)
     with transaction.atomic():
         # Staff may have taken over during the LLM call: their send pauses the bot in the
@@ -297,6 +299,15 @@ def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[
         if not Conversation.objects.select_for_update().filter(pk=conversation.pk, bot_active=True).exists():
             return []
         return reply_record(conversation=conversation, waiting=waiting, reply=reply)
+
+
+def _llm_reads(messages: list[Message]) -> bool:
+    """Whether the LLM has something to read in `messages`: text, a story mention (which the prompt
+    describes), or a voice message or an image (read, or said to be unreadable: conversations.media)."""
+    return any(
+        message.text.strip() or message_mentions_story(message) or media_readable(message=message)
+        for message in messages
+    )
 
 
 def _sender_actions_send(*, conversation: Conversation) -> None:

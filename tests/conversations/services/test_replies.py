@@ -381,11 +381,20 @@ def reply_in_own_connection(*, message_id: int) -> None:
         connection.close()
 
 
-def test_attachments_alone_get_the_fixed_reply_without_the_llm(services, conversation):
+@pytest.mark.parametrize(
+    ("attachment", "understanding"),
+    [
+        pytest.param({"type": "video", "url": "https://video.fbcdn.net/a.mp4"}, True, id="a-video"),
+        pytest.param({"type": "sticker", "url": "https://scontent.fbcdn.net/s.png"}, True, id="a-sticker"),
+        pytest.param({"type": "image", "url": "https://scontent.fbcdn.net/a.jpg"}, False, id="media-off"),
+    ],
+)
+def test_attachments_the_llm_cannot_read_get_the_fixed_reply_without_the_llm(
+    services, conversation, settings, attachment, understanding
+):
     graph, groq = services
-    message = client_message(
-        conversation, "", attachments=[{"type": "image", "url": "https://example.com/a.jpg"}]
-    )
+    settings.MEDIA_UNDERSTANDING = understanding
+    message = client_message(conversation, "", attachments=[attachment])
 
     reply_produce(message_id=message.pk, final_attempt=True)
 
