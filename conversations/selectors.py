@@ -1,5 +1,6 @@
 """Reads. Writes live in services.py."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import product
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
+from conversations.hours import BusinessHours, business_hours_parse
 from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt, Tombstone
 from messenger.window import Window, messaging_window
 
@@ -43,6 +45,45 @@ def system_prompt_current() -> str:
     """The newest staff-edited system prompt, or the one from settings."""
     prompt = SystemPrompt.objects.values_list("text", flat=True).first()
     return prompt or settings.LLM_SYSTEM_PROMPT
+
+
+@dataclass(frozen=True)
+class HandoffSettings:
+    """What a handoff tells the person, when staff are there, and whether the person is asked
+    how we did afterwards."""
+
+    message: str
+    # Outside `hours`; "{opens}" in it is the next opening in words.
+    message_closed: str
+    hours: BusinessHours
+    csat_enabled: bool
+    csat_question: str
+    csat_thanks: str
+
+
+def handoff_settings(*, conversation: Conversation) -> HandoffSettings:
+    """The handoff settings that hold for `conversation`: every reader of them asks here.
+
+    The same for every conversation today (the settings); where a Page has its own hours or
+    messages, they are to be read here, falling back to these.
+    """
+    return HandoffSettings(
+        message=settings.HANDOFF_MESSAGE,
+        message_closed=settings.HANDOFF_MESSAGE_CLOSED,
+        hours=business_hours_parse(settings.BUSINESS_HOURS, time_zone=settings.TIME_ZONE),
+        csat_enabled=settings.CSAT_ENABLED,
+        csat_question=settings.CSAT_QUESTION,
+        csat_thanks=settings.CSAT_THANKS,
+    )
+
+
+def conversation_waited(*, conversation: Conversation, now: datetime) -> timedelta | None:
+    """How long the conversation has waited for staff, counting business hours only; None when
+    it does not wait."""
+    if conversation.waiting_for_staff_since is None:
+        return None
+    hours = handoff_settings(conversation=conversation).hours
+    return hours.elapsed(conversation.waiting_for_staff_since, now)
 
 
 def conversation_get_by_psid(*, psid: str) -> Conversation | None:
@@ -232,7 +273,7 @@ def messaging_window_text(*, conversation: Conversation) -> str:
         return "No message from this person yet: Messenger decides whether the Page may write."
     if state.window is Window.CLOSED:
         return "More than 7 days since this person's last message: Messenger allows no message."
-    left = _duration(state.closes_at - timezone.now())
+    left = duration_words(state.closes_at - timezone.now())
     if state.window is Window.OPEN:
         return f"Messenger's 24-hour window: {left} left."
     if settings.FACEBOOK_HUMAN_AGENT_TAG:
@@ -240,7 +281,8 @@ def messaging_window_text(*, conversation: Conversation) -> str:
     return "Past 24 hours: Messenger refuses a message now (FACEBOOK_HUMAN_AGENT_TAG is off)."
 
 
-def _duration(delta: timedelta) -> str:
+def duration_words(delta: timedelta) -> str:
+    """`delta` as staff read it at a glance: "2 d 3 h", "1 h 20 min", "5 min"."""
     minutes = max(int(delta.total_seconds() // 60), 0)
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:

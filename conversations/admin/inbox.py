@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
@@ -28,7 +29,9 @@ from conversations.selectors import (
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
+    conversation_waited,
     conversations_waiting_count,
+    duration_words,
     messaging_window_text,
     system_prompt_current,
     system_prompt_history,
@@ -139,6 +142,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
 
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        # The list of those waiting for staff says how long each has waited.
+        if request.GET.get(WaitingForStaffFilter.parameter_name) == "yes":
+            return [*self.list_display, "waited"]
+        return self.list_display
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         return super().changelist_view(
             request, {**(extra_context or {}), "waiting_count": conversations_waiting_count()}
@@ -183,6 +192,11 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.display(description="Bot", ordering="bot_active")
     def bot_state(self, conversation: Conversation) -> str:
         return "Active" if conversation.bot_active else "Paused"
+
+    @admin.display(description="Waited (business hours)", ordering="waiting_for_staff_since")
+    def waited(self, conversation: Conversation) -> str:
+        waited = conversation_waited(conversation=conversation, now=timezone.now())
+        return "" if waited is None else duration_words(waited)
 
     @admin.display(description="Flags")
     def flags(self, conversation: Conversation) -> str:
@@ -261,6 +275,7 @@ class ConversationAdmin(admin.ModelAdmin):
             # A console conversation is an operator trying the bot: nobody to write to.
             can_send=request.user.has_perm(SEND_PERMISSION) and _on_messenger(obj),
             window=messaging_window_text(conversation=obj),
+            waited=self.waited(obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
         )

@@ -2,13 +2,14 @@
 "Talk to a person" (payload HUMAN_AGENT).
 
 The bot is paused in that conversation with the reason, the conversation is marked waiting
-for staff, the person is told (HANDOFF_MESSAGE), and staff are alerted once it is committed.
+for staff, the person is told (HANDOFF_MESSAGE, or outside business hours HANDOFF_MESSAGE_CLOSED
+with when staff are back), and staff are alerted once it is committed.
 A staff reply, or resuming the bot, ends it (conversations.services.conversations).
 """
 
 import functools
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from conversations import payloads
 from conversations.alerts import AlertKind, alert_raise
 from conversations.insights.metrics import HANDOFFS
 from conversations.models import Conversation, Handoff, Message
+from conversations.selectors import handoff_settings
 from conversations.services.delivery import outgoing_text_store
 
 # The handoff's reason when the person tapped "Talk to a person".
@@ -65,8 +67,18 @@ def conversation_handoff(
     )
     return outgoing_text_store(
         conversation=conversation,
-        text=settings.HANDOFF_MESSAGE,
+        text=handoff_notice_text(conversation=conversation, at=now),
         role=Message.Role.SYSTEM,
         reply_to=reply_to,
         details={Message.HANDOFF_NOTICE: True},
     )
+
+
+def handoff_notice_text(*, conversation: Conversation, at: datetime) -> str:
+    """What the person is told when handed over at `at`: outside business hours, when staff are back."""
+    chosen = handoff_settings(conversation=conversation)
+    if chosen.hours.is_open(at):
+        return chosen.message
+    opens = chosen.hours.opening_words(chosen.hours.next_opening(at), now=at)
+    # Not str.format: any other braces in the operator's text stay as they are.
+    return chosen.message_closed.replace("{opens}", opens)

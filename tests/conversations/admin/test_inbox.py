@@ -128,6 +128,31 @@ def test_list_shows_contact_psid_preview_bot_state_and_flags_newest_first(modera
     assert 'class="badge badge-failed"' in html and 'class="badge badge-unanswered"' in html
 
 
+def test_the_waiting_list_says_how_long_each_has_waited_in_business_hours(
+    moderator_client, make_conversation, ada, settings
+):
+    # Open half of every day: any 48 hours hold 24 of business time.
+    settings.BUSINESS_HOURS = "daily 00:00-12:00"
+    waiting = make_conversation(
+        "Grace Hopper",
+        "2400000000000002",
+        waiting_for_staff_since=timezone.now() - timedelta(hours=48),
+        handoff_reason="Wants a refund",
+        bot_active=False,
+    )
+
+    response = moderator_client.get(LIST_URL + "?waiting=yes")
+
+    assert [row.pk for row in response.context["cl"].result_list] == [waiting.pk]
+    html = response.content.decode()
+    assert "Waited (business hours)" in html
+    assert '<td class="field-waited">1 d 0 h</td>' in html
+    page = moderator_client.get(page_url(waiting)).content.decode()
+    assert '(<span class="waited">1 d 0 h</span> in business hours): Wants a refund' in page
+    # The whole inbox has no such column.
+    assert "Waited (business hours)" not in moderator_client.get(LIST_URL).content.decode()
+
+
 @pytest.mark.parametrize(
     ("query", "found"),
     [

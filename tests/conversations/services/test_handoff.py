@@ -1,14 +1,19 @@
 """Handing a person over to staff: the model's handoff_to_human call, the "Talk to a person" button,
 and what staff see and receive. The reply job runs in-process against the stand-ins."""
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.conf import settings
 from django.utils import timezone
 from django_rq import get_queue
 
+from conversations.hours import DAY_NAMES
 from conversations.llm import HANDOFF_TOOL, NO_REASON
 from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_resume, conversation_get_or_create
+from conversations.services.handoff import handoff_notice_text
 from conversations.services.replies import reply_produce
 from messenger.errors import TransientDeliveryError
 
@@ -171,3 +176,49 @@ def test_a_second_handoff_keeps_the_first_reason_and_time(conversation, groq):
 
     assert (conversation.waiting_for_staff_since, conversation.handoff_reason) == (first_since, "First")
     assert conversation.waiting_for_staff_since <= timezone.now()
+
+
+def test_outside_business_hours_the_person_is_told_when_staff_are_back_and_staff_are_alerted(
+    conversation, graph, settings, django_capture_on_commit_callbacks
+):
+    settings.TIME_ZONE = "America/New_York"
+    # Open only the day after tomorrow, where the business is: closed now, whatever the day.
+    open_day = DAY_NAMES[(timezone.localdate() + timedelta(days=2)).weekday()]
+    settings.BUSINESS_HOURS = f"{open_day[:3]} 09:00-17:00"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(conversation, "Talk to a person", postback_payload="HUMAN_AGENT")
+
+    assert sent(graph) == [
+        f"I've asked someone from our team to take over. We're closed now; they'll reply when we open, "
+        f"{open_day} at 09:00."
+    ]
+    assert [alert["kind"] for alert in queued_alerts()] == ["handoff"]
+
+
+def test_within_business_hours_the_usual_message(conversation, graph, settings):
+    settings.BUSINESS_HOURS = "daily 00:00-24:00"
+    ask(conversation, "Talk to a person", postback_payload="HUMAN_AGENT")
+    assert sent(graph) == [settings.HANDOFF_MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("at", "opens"),
+    [
+        (datetime(2025, 6, 6, 23, 30), "Monday at 09:00"),  # a Friday night
+        (datetime(2025, 6, 10, 7, 0), "today at 09:00"),
+        (datetime(2025, 3, 29, 12, 0), "Monday at 09:00"),  # the weekend the clocks go forward
+    ],
+)
+def test_the_closed_message_names_the_next_opening_in_the_business_time_zone(
+    ada_conversation, settings, at, opens
+):
+    settings.TIME_ZONE = "Europe/Copenhagen"
+    settings.BUSINESS_HOURS = "mon-fri 09:00-17:00"
+    settings.HANDOFF_MESSAGE_CLOSED = "Back {opens}; {not a placeholder}."
+
+    text = handoff_notice_text(
+        conversation=ada_conversation, at=at.replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
+    )
+
+    assert text == f"Back {opens}; {{not a placeholder}}."
