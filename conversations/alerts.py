@@ -47,8 +47,12 @@ _SUBJECTS = {
 }
 
 
-def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = None) -> None:
+def alert_raise(
+    *, kind: AlertKind, reason: str, conversation_id: int | None = None, summary: str = ""
+) -> None:
     """Queue the alert's delivery to every channel set up, unless it was raised just before.
+
+    `summary` (a handoff's, by the LLM) goes below the reason.
 
     Never raises: an alert that cannot be queued (Redis down) is logged, and what it is
     about (a handoff, a failed message) stays visible in the admin.
@@ -76,6 +80,7 @@ def alert_raise(*, kind: AlertKind, reason: str, conversation_id: int | None = N
                 channel=channel,
                 kind=kind.value,
                 reason=reason,
+                summary=summary,
                 conversation_id=conversation_id,
                 retry=Retry(max=len(settings.ALERT_RETRY_INTERVALS), interval=settings.ALERT_RETRY_INTERVALS),
                 # The reason may name the person: nothing of it stays in Redis once delivered.
@@ -93,7 +98,13 @@ def alert_token_works() -> None:
 
 
 def alert_deliver(
-    *, channel: str, kind: str, reason: str, conversation_id: int | None, final_attempt: bool
+    *,
+    channel: str,
+    kind: str,
+    reason: str,
+    conversation_id: int | None,
+    final_attempt: bool,
+    summary: str = "",
 ) -> None:
     """Send one alert to one channel.
 
@@ -101,7 +112,9 @@ def alert_deliver(
     whose path is its secret), then AlertNotDelivered for rq to try again later; on the last
     try it is given up with one error line.
     """
-    subject, text = _alert_text(kind=AlertKind(kind), reason=reason, conversation_id=conversation_id)
+    subject, text = _alert_text(
+        kind=AlertKind(kind), reason=reason, summary=summary, conversation_id=conversation_id
+    )
     try:
         if channel == "email":
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, settings.STAFF_ALERT_EMAILS)
@@ -137,7 +150,9 @@ def _failure_text(error: Exception) -> str:
     return f"{type(error).__name__}, SMTP {code}" if code else type(error).__name__
 
 
-def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) -> tuple[str, str]:
+def _alert_text(
+    *, kind: AlertKind, reason: str, summary: str, conversation_id: int | None
+) -> tuple[str, str]:
     conversation = (
         Conversation.objects.select_related("identity__contact").filter(pk=conversation_id).first()
         if conversation_id
@@ -149,7 +164,7 @@ def _alert_text(*, kind: AlertKind, reason: str, conversation_id: int | None) ->
         contact = str(conversation.identity.contact)
         url = settings.SITE_URL + reverse("admin:conversations_conversation_change", args=[conversation.pk])
     subject = _SUBJECTS[kind].format(contact=contact)
-    return subject, f"{reason}\n{url}"
+    return subject, "\n".join([reason, *([f"Summary: {summary}"] if summary else []), url])
 
 
 def _key(kind: AlertKind, conversation_id: int | None) -> str:

@@ -317,10 +317,22 @@ class Handoff(models.Model):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    # What the person needs and what the bot told them, written by the LLM for staff once the
+    # person was told of the handoff; empty when it could not be written.
+    summary = models.TextField(blank=True)
+    # When staff's alert was raised, with the summary or without it; until then the recovery
+    # sweep sees that it is.
+    alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["created_at"], name="handoff_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="handoff_created"),
+            # The recovery sweep's handoffs still to alert: few at any time.
+            models.Index(
+                fields=["created_at"], condition=Q(alerted_at__isnull=True), name="handoff_unalerted"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()}: {self.reason[:60]}"

@@ -12,7 +12,7 @@ from django_rq import get_connection
 from redis.exceptions import RedisError
 
 from conversations.hours import BusinessHours, business_hours_parse
-from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt, Tombstone
+from conversations.models import ChannelIdentity, Conversation, Handoff, Message, SystemPrompt, Tombstone
 from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
@@ -205,17 +205,21 @@ def messages_awaiting_reply(*, conversation: Conversation) -> list[Message]:
     )
 
 
-def messages_history(*, conversation: Conversation, before: Message, limit: int) -> list[Message]:
-    """The last `limit` messages the LLM may read before `before`, oldest first.
+def messages_history(
+    *, conversation: Conversation, limit: int, before: Message | None = None
+) -> list[Message]:
+    """The last `limit` messages the LLM may read (before `before`, when given), oldest first.
 
     One range scan of the (conversation, created_at, id) index however long the thread is.
     Rate-limited messages were never for the LLM and failed sends never reached the person.
     """
-    newest_first = (
-        conversation.messages.filter(
+    messages = conversation.messages.all()
+    if before is not None:
+        messages = messages.filter(
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.id)
         )
-        .exclude(status=Message.Status.RATE_LIMITED)
+    newest_first = (
+        messages.exclude(status=Message.Status.RATE_LIMITED)
         .exclude(status=Message.Status.FAILED, role__in=Message.OUTGOING_ROLES)
         .order_by("-created_at", "-id")[:limit]
     )
@@ -259,6 +263,11 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     ):
         newest_per_conversation[message.conversation_id] = message
     return list(newest_per_conversation.values())
+
+
+def handoff_latest(*, conversation: Conversation) -> Handoff | None:
+    """The conversation's newest handover to staff, if it had one."""
+    return conversation.handoffs.order_by("-created_at", "-id").first()
 
 
 def conversations_waiting_count() -> int:

@@ -32,6 +32,7 @@ from conversations.selectors import (
     conversation_waited,
     conversations_waiting_count,
     duration_words,
+    handoff_latest,
     messaging_window_text,
     system_prompt_current,
     system_prompt_history,
@@ -276,6 +277,7 @@ class ConversationAdmin(admin.ModelAdmin):
             can_send=request.user.has_perm(SEND_PERMISSION) and _on_messenger(obj),
             window=messaging_window_text(conversation=obj),
             waited=self.waited(obj),
+            handoff=handoff_latest(conversation=obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
         )

@@ -48,7 +48,12 @@ from conversations.services.delivery import (
     outgoing_messages_send,
     outgoing_text_store,
 )
-from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
+from conversations.services.handoff import (
+    ASKED_FOR_A_PERSON,
+    conversation_handoff,
+    handoff_alerts_schedule,
+    handoff_requested,
+)
 from conversations.services.ratelimit import rate_limit_notices_send
 from messenger.errors import (
     InvalidTokenError,
@@ -179,7 +184,11 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
             reply = _reply_store(conversation=conversation, waiting=waiting)
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
-            outgoing_messages_send(messages=reply)
+            try:
+                outgoing_messages_send(messages=reply)
+            finally:
+                # Staff's alert of a handoff, with its summary, only once the person was told.
+                handoff_alerts_schedule(sent=reply)
             if reply:
                 reply_sent_observe(received_at=waiting[0].created_at)
     except (TransientLLMError, TransientDeliveryError, LockError) as error:

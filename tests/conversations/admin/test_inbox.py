@@ -12,7 +12,7 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 
-from conversations.models import ChannelIdentity, Contact, Conversation, Message, SystemPrompt
+from conversations.models import ChannelIdentity, Contact, Conversation, Handoff, Message, SystemPrompt
 
 LIST_URL = reverse("admin:conversations_conversation_changelist")
 
@@ -151,6 +151,43 @@ def test_the_waiting_list_says_how_long_each_has_waited_in_business_hours(
     assert '(<span class="waited">1 d 0 h</span> in business hours): Wants a refund' in page
     # The whole inbox has no such column.
     assert "Waited (business hours)" not in moderator_client.get(LIST_URL).content.decode()
+
+
+def test_the_summary_of_the_latest_handoff_is_at_the_top_of_the_conversation_page(moderator_client, ada):
+    now = timezone.now()
+    Handoff.objects.create(
+        conversation=ada,
+        trigger="model",
+        reason="Old",
+        summary="An old summary.",
+        created_at=now - timedelta(days=3),
+    )
+    Handoff.objects.create(
+        conversation=ada,
+        trigger="person",
+        reason="The person asked to talk to a person.",
+        summary="Wants the price of shipping to <b>Lisbon</b>; the bot said 3 days.",
+        created_at=now,
+        alerted_at=now,
+    )
+
+    html = moderator_client.get(page_url(ada)).content.decode()
+
+    summary = html.index("Wants the price of shipping to &lt;b&gt;Lisbon&lt;/b&gt;; the bot said 3 days.")
+    assert html.index("Summary for staff") < summary < html.index("Do you ship to Lisbon?")
+    assert "The person asked: The person asked to talk to a person." in html
+    assert "An old summary." not in html
+
+
+@pytest.mark.parametrize(
+    ("alerted", "shown"),
+    [(False, "Being written…"), (True, "No summary: the assistant could not write one in time.")],
+)
+def test_a_handoff_without_its_summary_says_why(moderator_client, ada, alerted, shown):
+    Handoff.objects.create(
+        conversation=ada, trigger="model", reason="Refund", alerted_at=timezone.now() if alerted else None
+    )
+    assert shown in moderator_client.get(page_url(ada)).content.decode()
 
 
 @pytest.mark.parametrize(

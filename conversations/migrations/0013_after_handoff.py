@@ -1,0 +1,37 @@
+"""After the handoff: the LLM's summary for staff, and when staff's alert was raised."""
+
+from django.db import migrations, models
+from django.db.models import F
+
+
+def handoffs_before_alerted(apps, schema_editor):
+    # Their alert was raised when they were made: the recovery sweep must not raise it again.
+    apps.get_model("conversations", "Handoff").objects.update(alerted_at=F("created_at"))
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("conversations", "0012_tombstones"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="handoff",
+            name="summary",
+            field=models.TextField(blank=True),
+        ),
+        migrations.AddField(
+            model_name="handoff",
+            name="alerted_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.RunPython(handoffs_before_alerted, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="handoff",
+            index=models.Index(
+                condition=models.Q(("alerted_at__isnull", True)),
+                fields=["created_at"],
+                name="handoff_unalerted",
+            ),
+        ),
+    ]
