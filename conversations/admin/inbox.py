@@ -37,12 +37,8 @@ from conversations.selectors import (
     system_prompt_current,
     system_prompt_history,
 )
-from conversations.services.conversations import (
-    contact_forget,
-    conversation_bot_pause,
-    conversation_bot_resume,
-)
-from conversations.services.replies import reply_retry
+from conversations.services.conversations import contact_forget, conversation_bot_pause
+from conversations.services.replies import conversation_hand_back, reply_retry
 from conversations.services.staff import staff_reply_send, system_prompt_update
 from messenger.errors import DeliveryError
 
@@ -222,9 +218,13 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume the bot", permissions=["change"])
     def resume_bot(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        for conversation in queryset:
-            conversation_bot_resume(conversation=conversation)
-        self.message_user(request, f"Bot resumed in {len(queryset)} conversation(s).", messages.SUCCESS)
+        asked = sum(conversation_hand_back(conversation=conversation) for conversation in queryset)
+        self.message_user(
+            request,
+            f"Bot resumed in {len(queryset)} conversation(s)"
+            + (f"; {asked} person(s) asked how we did." if asked else "."),
+            messages.SUCCESS,
+        )
 
     # --- the conversation page ------------------------------------------------------------
 
@@ -319,8 +319,11 @@ class ConversationAdmin(admin.ModelAdmin):
         if request.POST.get("bot") == "pause":
             conversation_bot_pause(conversation=conversation, by=request.user)
             self.message_user(request, "Bot paused: it will not answer this person until resumed.")
+        elif conversation_hand_back(conversation=conversation):
+            self.message_user(
+                request, "Bot resumed: it answers this person's next message, and asks them how we did."
+            )
         else:
-            conversation_bot_resume(conversation=conversation)
             self.message_user(request, "Bot resumed: it answers this person's next message.")
         return self._back_to(conversation)
 

@@ -1,5 +1,6 @@
 """Reads for the admin's dashboard: the last days of messages, reply times, failures, handoffs,
-knowledge use and unanswered questions, each one aggregate query over an index.
+knowledge use, how people rated staff's help (CSAT) and unanswered questions, each one aggregate
+query over an index.
 
 Days are calendar days in the current time zone (settings.TIME_ZONE), so "today" is the
 staff's today. Every per-day function counts rows from `since` until `until` (or now) and
@@ -14,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, Exists, F, Max, OuterRef, Q
+from django.db.models import Aggregate, Count, DurationField, Exists, F, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower, Trim, TruncDate
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -196,19 +197,10 @@ def percentile(values: list[timedelta], *, fraction: float) -> timedelta:
 def dashboard_failure_codes(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: failed messages by Message.error_code (failure_reason_label reads them as words
     when they are shown, so the cache of settled days holds codes, not wording)."""
-    rows = (
-        Message.objects.filter(
-            _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
-        )
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "error_code")
-        .annotate(count=Count("pk"))
-        .order_by()
+    failed = Message.objects.filter(
+        _window(field="created_at", since=since, until=until), status=Message.Status.FAILED
     )
-    failures = defaultdict(dict)
-    for row in rows:
-        failures[row["day"]][row["error_code"]] = row["count"]
-    return dict(failures)
+    return _counts_per_day(failed, day_field="created_at", key="error_code")
 
 
 def failure_reason_label(*, code: str) -> str:
@@ -267,18 +259,31 @@ def _int_or_none(text: str) -> int | None:
 
 def dashboard_handoffs(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: handovers to staff by what triggered them (Handoff.Trigger labels)."""
-    rows = (
-        Handoff.objects.filter(_window(field="created_at", since=since, until=until))
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "trigger")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
+    handoffs = Handoff.objects.filter(_window(field="created_at", since=since, until=until))
     labels = dict(Handoff.Trigger.choices)
-    handoffs = defaultdict(dict)
-    for row in rows:
-        handoffs[row["day"]][labels.get(row["trigger"], row["trigger"])] = row["count"]
-    return dict(handoffs)
+    return {
+        day: {labels.get(trigger, trigger): count for trigger, count in counts.items()}
+        for day, counts in _counts_per_day(handoffs, day_field="created_at", key="trigger").items()
+    }
+
+
+def dashboard_csat(*, since: datetime, until: datetime | None = None) -> dict[date, dict[int, int]]:
+    """Per day the person answered: answers to the CSAT question by score (1 to 5)."""
+    answered = Handoff.objects.filter(_window(field="csat_answered_at", since=since, until=until))
+    return _counts_per_day(answered, day_field="csat_answered_at", key="csat_score")
+
+
+def _counts_per_day(rows: QuerySet, *, day_field: str, key: str) -> dict[date, dict]:
+    """Per day of `day_field`: how many of `rows` have each value of `key`."""
+    counts = defaultdict(dict)
+    for row in (
+        rows.annotate(day=TruncDate(day_field))
+        .values("day", key)
+        .annotate(count=Count(day_field))
+        .order_by()  # the model's default ordering would be grouped by too
+    ):
+        counts[row["day"]][row[key]] = row["count"]
+    return dict(counts)
 
 
 def dashboard_knowledge_use(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
@@ -339,4 +344,5 @@ DASHBOARD_METRICS = (
     dashboard_failure_codes,
     dashboard_handoffs,
     dashboard_knowledge_use,
+    dashboard_csat,
 )

@@ -40,6 +40,11 @@ AI_REPLIES = Counter(
     "AI replies written, by whether the model was given a knowledge article",
     ["knowledge"],
 )
+CSAT_ANSWERS = Counter(
+    "messenger_csat_answers",
+    "Answers to the question asked when staff hand a conversation back (CSAT), by score (1 to 5)",
+    ["score"],
+)
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",
     "Time Groq took to answer one completion request",
@@ -58,6 +63,7 @@ for _counter, _label, _values in (
     (REPLIES_SENT, "role", (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM)),
     (HANDOFFS, "trigger", Handoff.Trigger.values),
     (AI_REPLIES, "knowledge", ("yes", "no")),
+    (CSAT_ANSWERS, "score", ("1", "2", "3", "4", "5")),
 ):
     for _value in _values:
         _counter.labels(**{_label: _value})

@@ -41,6 +41,8 @@ from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.log_context import log_context
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.prompts import prompt_build
+from conversations.services.conversations import conversation_bot_resume
+from conversations.services.csat import csat_answer, csat_question_store
 from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,
@@ -108,6 +110,21 @@ def reply_retry(*, message: Message) -> str | None:
     return _reply_job_enqueue(message=client_message, job_id=_reply_job_id(client_message))
 
 
+def conversation_hand_back(*, conversation: Conversation) -> bool:
+    """Staff hand the conversation back to the bot: it answers again, and after a handoff the
+    person is asked how we did (conversations.services.csat); whether they are.
+
+    The question is stored with the bot resumed, and sent by a reply job once committed.
+    """
+    paused_at = None if conversation.bot_active else conversation.bot_paused_at
+    with transaction.atomic():
+        conversation_bot_resume(conversation=conversation)
+        question = csat_question_store(conversation=conversation, paused_at=paused_at)
+        if question:
+            transaction.on_commit(functools.partial(reply_schedule, message=question[0]), robust=True)
+    return bool(question)
+
+
 def reply_produce(*, message_id: int, final_attempt: bool) -> None:
     """What the reply job does for the conversation of `message_id` (see the module's docstring)."""
     message = Message.objects.select_related("conversation__identity__contact").filter(pk=message_id).first()
@@ -171,6 +188,8 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         if deletion is not None:
             outgoing_messages_send(messages=deletion)
             return
+        # A rating is recorded whatever the bot's state, and never answered by the LLM.
+        waiting = csat_answer(conversation=conversation, waiting=waiting)
         if not conversation.bot_active:
             # A paused bot says nothing more, but the notice that it handed the person over.
             outgoing_messages_send(

@@ -377,6 +377,40 @@ def test_bulk_pause_and_resume(moderator_client, ada, grace):
     assert not Conversation.objects.filter(bot_active=False).exists()
 
 
+@pytest.mark.parametrize("how", ["page", "bulk"])
+def test_handing_back_after_a_handoff_asks_how_we_did(
+    moderator_client, make_conversation, redis_conn, settings, django_capture_on_commit_callbacks, how
+):
+    settings.CSAT_ENABLED = True
+    now = timezone.now()
+    waiting = make_conversation(
+        "Grace Hopper",
+        "2400000000000002",
+        bot_active=False,
+        bot_paused_at=now,
+        waiting_for_staff_since=now,
+        person_last_wrote_at=now,
+    )
+    Handoff.objects.create(conversation=waiting, trigger="person", reason="x", created_at=now)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "page":
+            response = moderator_client.post(page_url(waiting, "bot"), {"bot": "resume"}, follow=True)
+        else:
+            response = moderator_client.post(
+                LIST_URL, {"action": "resume_bot", "_selected_action": [waiting.pk]}, follow=True
+            )
+
+    assert notices(response) == [
+        "Bot resumed: it answers this person's next message, and asks them how we did."
+        if how == "page"
+        else "Bot resumed in 1 conversation(s); 1 person(s) asked how we did."
+    ]
+    [question] = waiting.messages.all()
+    assert (question.text, question.status) == ("How did we do?", "sending")
+    assert [job.args for job in django_rq.get_queue().get_jobs()] == [(question.pk,)]
+
+
 def test_reply_as_staff_is_sent_shown_and_pauses_the_bot(moderator_client, moderator, graph, ada):
     response = moderator_client.post(page_url(ada, "reply"), {"text": "A human here: 12 euros."}, follow=True)
 
