@@ -186,7 +186,7 @@ def test_staff_hand_back_the_person_rates_us_and_the_dashboard_and_metrics_count
     tap(service, psid=psid, score=5)
     wait_for(lambda: "Thank you for telling us!" in service.sent_to(psid), message="the thanks")
     tap(service, psid=psid, score=1)  # tapped again: ignored
-    settle(2)
+    settle()
 
     assert service.sent_to(psid) == [closed_message(), "How did we do?", "Thank you for telling us!"]
     assert [call["tools"] for call in service.groq.calls()] == [
@@ -207,6 +207,6 @@ def test_a_rating_nobody_asked_for_is_stored_and_ignored(service, psid):
         lambda: Message.objects.filter(conversation__identity__external_id=psid, status="answered").first(),
         message="the rating marked answered",
     )
-    settle(2)
+    settle()
     assert stored.details["quick_reply_payload"] == "CSAT_3"
     assert service.sent_to(psid) == [] and service.groq.calls() == []
