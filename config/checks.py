@@ -3,6 +3,9 @@
 So every management command works on a fresh machine (migrate, createsuperuser, --help),
 while the web and worker processes refuse to start without them when DEBUG is off, with one
 line instead of a traceback, and `manage.py check --deploy` lists what is missing.
+
+BUSINESS_HOURS that cannot be read are an error of every `manage.py check` (and so of every
+command that runs the checks, the worker's included), and the web process exits on them too.
 """
 
 import sys
@@ -10,6 +13,8 @@ import sys
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+
+from conversations.hours import BusinessHoursError, business_hours_parse
 
 
 def production_secrets_missing() -> list[str]:
@@ -93,5 +98,36 @@ def media_storage_options_check(app_configs: object = None, **kwargs: object) ->
             "storage gets no options.",
             hint='For example {"bucket_name": "my-bucket", "region_name": "eu-west-1"}.',
             id="config.E012",
+        )
+    ]
+
+
+def business_hours_error() -> str:
+    """Why BUSINESS_HOURS cannot be read, naming the offending part; empty when it can."""
+    try:
+        business_hours_parse(settings.BUSINESS_HOURS, time_zone=settings.TIME_ZONE)
+    except BusinessHoursError as error:
+        return f"BUSINESS_HOURS: {error}"
+    return ""
+
+
+def business_hours_require() -> None:
+    """Exit with one line when BUSINESS_HOURS cannot be read: a handoff would fail on them."""
+    error = business_hours_error()
+    if error:
+        sys.exit(f"Configuration error: {error}")
+
+
+@checks.register()
+def business_hours_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    error = business_hours_error()
+    if not error:
+        return []
+    return [
+        checks.Error(
+            error,
+            hint='Days, then time ranges, groups separated by ";": "mon-fri 09:00-17:00; sat 10:00-13:00". '
+            "Empty means always open.",
+            id="config.E013",
         )
     ]

@@ -165,6 +165,22 @@ HANDOFF_MESSAGE = env.str(
     "HANDOFF_MESSAGE",
     default="I've asked someone from our team to take over. They'll reply here as soon as they can.",
 )
+# When staff are there to answer (conversations.hours: "mon-fri 09:00-17:00; sat 10:00-13:00"), in
+# TIME_ZONE; empty means always. Outside them a handoff tells the person HANDOFF_MESSAGE_CLOSED, its
+# {opens} the next opening in words ("tomorrow at 09:00"). A syntax error is a system check error
+# (config.checks), so the web and worker processes do not start with it.
+BUSINESS_HOURS = env.str("BUSINESS_HOURS", default="")
+HANDOFF_MESSAGE_CLOSED = env.str(
+    "HANDOFF_MESSAGE_CLOSED",
+    default="I've asked someone from our team to take over. We're closed now; they'll reply when we open, {opens}.",
+)
+# At a handoff the LLM summarises the conversation for staff; the alert waits at most this long for it.
+HANDOFF_SUMMARY_TIMEOUT_SECONDS = env.float("HANDOFF_SUMMARY_TIMEOUT_SECONDS", default=10.0)
+# How we did: when staff hand a conversation back after a handoff, the person is asked CSAT_QUESTION
+# once, with five quick replies (1 to 5 stars); an answer is thanked once with CSAT_THANKS.
+CSAT_ENABLED = env.bool("CSAT_ENABLED", default=False)
+CSAT_QUESTION = env.str("CSAT_QUESTION", default="How did we do?")
+CSAT_THANKS = env.str("CSAT_THANKS", default="Thank you for telling us!")
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
 # The service's public address, for links in alerts (e.g. https://bot.example.com). Its host is

@@ -55,11 +55,13 @@ def alert_raise(
     conversation_id: int | None = None,
     page_id: str | None = None,
     page_name: str | None = None,
+    summary: str = "",
 ) -> None:
     """Queue the alert's delivery to every channel set up, unless it was raised just before.
 
     A token's alert is about a Page (`page_id`, named `page_name` in the alert): it is raised
-    once per Page, whichever conversation met the refusal.
+    once per Page, whichever conversation met the refusal. `summary` (a handoff's, by the LLM)
+    goes below the reason.
 
     Never raises: an alert that cannot be queued (Redis down) is logged, and what it is
     about (a handoff, a failed message) stays visible in the admin.
@@ -88,6 +90,7 @@ def alert_raise(
                 channel=channel,
                 kind=kind.value,
                 reason=reason,
+                summary=summary,
                 conversation_id=conversation_id,
                 page_name=page_name,
                 retry=Retry(max=len(settings.ALERT_RETRY_INTERVALS), interval=settings.ALERT_RETRY_INTERVALS),
@@ -113,6 +116,7 @@ def alert_deliver(
     conversation_id: int | None,
     final_attempt: bool,
     page_name: str | None = None,
+    summary: str = "",
 ) -> None:
     """Send one alert to one channel.
 
@@ -121,7 +125,11 @@ def alert_deliver(
     try it is given up with one error line.
     """
     subject, text = _alert_text(
-        kind=AlertKind(kind), reason=reason, conversation_id=conversation_id, page_name=page_name
+        kind=AlertKind(kind),
+        reason=reason,
+        summary=summary,
+        conversation_id=conversation_id,
+        page_name=page_name,
     )
     try:
         if channel == "email":
@@ -159,7 +167,7 @@ def _failure_text(error: Exception) -> str:
 
 
 def _alert_text(
-    *, kind: AlertKind, reason: str, conversation_id: int | None, page_name: str | None
+    *, kind: AlertKind, reason: str, summary: str, conversation_id: int | None, page_name: str | None
 ) -> tuple[str, str]:
     conversation = (
         Conversation.objects.select_related("identity__contact").filter(pk=conversation_id).first()
@@ -172,7 +180,7 @@ def _alert_text(
         contact = str(conversation.identity.contact)
         url = settings.SITE_URL + reverse("admin:conversations_conversation_change", args=[conversation.pk])
     subject = _SUBJECTS[kind].format(contact=contact, page=page_name or "the Page")
-    return subject, f"{reason}\n{url}"
+    return subject, "\n".join([reason, *([f"Summary: {summary}"] if summary else []), url])
 
 
 def _key(kind: AlertKind, subject: int | str | None) -> str:

@@ -7,6 +7,7 @@ from conversations.media.services import media_files_expire
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.forgetting import tombstones_purge
+from conversations.services.handoff import handoff_alerts_sweep, handoff_summarise
 from conversations.services.replies import replies_sweep, reply_produce
 
 
@@ -19,6 +20,12 @@ def reply_to_message(message_id: int) -> None:
 
 def replies_sweep_run() -> None:
     replies_sweep()
+    handoff_alerts_sweep()
+
+
+def handoff_summarise_run(handoff_id: int) -> None:
+    """Summarise a handoff's conversation for staff, then alert them (without it if it fails)."""
+    handoff_summarise(handoff_id=handoff_id)
 
 
 def alert_deliver(**alert: object) -> None:

@@ -109,6 +109,30 @@ def llm_complete(*, prompt: str) -> Completion:
     return complete(client=get_groq_client(), prompt=prompt, model=settings.GROQ_MODEL)
 
 
+def llm_summarise(*, prompt: str) -> str:
+    """The text `prompt` asks for (a summary for staff), from settings.GROQ_MODEL with no tool
+    offered, within HANDOFF_SUMMARY_TIMEOUT_SECONDS.
+
+    Errors are llm_complete's; an empty answer is a TransientLLMError.
+    """
+    client = get_groq_client()
+    try:
+        response = client.chat.completions.create(
+            model=settings.GROQ_MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            timeout=settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS,
+        )
+        content = response.choices[0].message.content
+    except groq.GroqError as error:
+        raise groq_error_typed(error, api_key=client.api_key) from error
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError) as error:
+        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+    text = text_storable(content).strip() if isinstance(content, str) else ""
+    if not text:
+        raise TransientLLMError("Groq returned an empty summary")
+    return text
+
+
 def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
     """The answer to `prompt`, sent as one user message, from `model` through `client`.
 

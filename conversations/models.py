@@ -439,10 +439,39 @@ class Handoff(models.Model):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    # What the person needs and what the bot told them, written by the LLM for staff once the
+    # person was told of the handoff; empty when it could not be written.
+    summary = models.TextField(blank=True)
+    # When staff's alert was raised, with the summary or without it; until then the recovery
+    # sweep sees that it is.
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    # How we did (CSAT): when the person was asked, once staff handed the conversation back, and
+    # their answer, 1 to 5, when they gave it.
+    csat_asked_at = models.DateTimeField(null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    csat_answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["created_at"], name="handoff_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="handoff_created"),
+            # The recovery sweep's handoffs still to alert: few at any time.
+            models.Index(
+                fields=["created_at"], condition=Q(alerted_at__isnull=True), name="handoff_unalerted"
+            ),
+            # The dashboard counts the answers of a range of days.
+            models.Index(
+                fields=["csat_answered_at", "csat_score"],
+                condition=Q(csat_answered_at__isnull=False),
+                name="handoff_csat_answered",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(csat_score__isnull=True) | Q(csat_score__gte=1, csat_score__lte=5),
+                name="handoff_csat_score_1_to_5",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()}: {self.reason[:60]}"

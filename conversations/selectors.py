@@ -1,5 +1,6 @@
 """Reads. Writes live in services.py."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import product
 
@@ -19,7 +20,9 @@ from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
-from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt, Tombstone
+from conversations.hours import BusinessHours, business_hours_parse
+from conversations.models import ChannelIdentity, Conversation, Handoff, Message, SystemPrompt, Tombstone
+from conversations.pages import page_for_conversation
 from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
@@ -52,6 +55,46 @@ def system_prompt_current() -> str:
     """The newest staff-edited system prompt, or the one from settings."""
     prompt = SystemPrompt.objects.values_list("text", flat=True).first()
     return prompt or settings.LLM_SYSTEM_PROMPT
+
+
+@dataclass(frozen=True)
+class HandoffSettings:
+    """What a handoff tells the person, when staff are there, and whether the person is asked
+    how we did afterwards."""
+
+    message: str
+    # Outside `hours`; "{opens}" in it is the next opening in words.
+    message_closed: str
+    hours: BusinessHours
+    csat_enabled: bool
+    csat_question: str
+    csat_thanks: str
+
+
+def handoff_settings(*, conversation: Conversation) -> HandoffSettings:
+    """The handoff settings that hold for `conversation`: every reader of them asks here.
+
+    Its Page's handoff message, else the settings'; hours, the closed message and CSAT are the
+    settings' for every Page.
+    """
+    page = page_for_conversation(identity=conversation.identity)
+    return HandoffSettings(
+        message=(page and page.handoff_message) or settings.HANDOFF_MESSAGE,
+        message_closed=settings.HANDOFF_MESSAGE_CLOSED,
+        hours=business_hours_parse(settings.BUSINESS_HOURS, time_zone=settings.TIME_ZONE),
+        csat_enabled=settings.CSAT_ENABLED,
+        csat_question=settings.CSAT_QUESTION,
+        csat_thanks=settings.CSAT_THANKS,
+    )
+
+
+def conversation_waited(*, conversation: Conversation, now: datetime) -> timedelta | None:
+    """How long the conversation has waited for staff, counting business hours only; None when
+    it does not wait."""
+    if conversation.waiting_for_staff_since is None:
+        return None
+    hours = handoff_settings(conversation=conversation).hours
+    return hours.elapsed(conversation.waiting_for_staff_since, now)
 
 
 def conversation_get_by_psid(*, psid: str, page_id: str = "") -> Conversation | None:
@@ -190,17 +233,21 @@ def messages_attachments_prefetch(*, messages: list[Message], quoted: bool = Fal
     prefetch_related_objects(with_attachments, "media")
 
 
-def messages_history(*, conversation: Conversation, before: Message, limit: int) -> list[Message]:
-    """The last `limit` messages the LLM may read before `before`, oldest first.
+def messages_history(
+    *, conversation: Conversation, limit: int, before: Message | None = None
+) -> list[Message]:
+    """The last `limit` messages the LLM may read (before `before`, when given), oldest first.
 
     One range scan of the (conversation, created_at, id) index however long the thread is.
     Rate-limited messages were never for the LLM and failed sends never reached the person.
     """
-    newest_first = (
-        conversation.messages.filter(
+    messages = conversation.messages.all()
+    if before is not None:
+        messages = messages.filter(
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.id)
         )
-        .exclude(status=Message.Status.RATE_LIMITED)
+    newest_first = (
+        messages.exclude(status=Message.Status.RATE_LIMITED)
         .exclude(status=Message.Status.FAILED, role__in=Message.OUTGOING_ROLES)
         .order_by("-created_at", "-id")[:limit]
     )
@@ -249,6 +296,11 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     return list(newest_per_conversation.values())
 
 
+def handoff_latest(*, conversation: Conversation) -> Handoff | None:
+    """The conversation's newest handover to staff, if it had one."""
+    return conversation.handoffs.order_by("-created_at", "-id").first()
+
+
 def conversations_waiting_count() -> int:
     """How many conversations wait for staff (a partial index holds just those)."""
     return Conversation.objects.filter(waiting_for_staff_since__isnull=False).count()
@@ -261,7 +313,7 @@ def messaging_window_text(*, conversation: Conversation) -> str:
         return "No message from this person yet: Messenger decides whether the Page may write."
     if state.window is Window.CLOSED:
         return "More than 7 days since this person's last message: Messenger allows no message."
-    left = _duration(state.closes_at - timezone.now())
+    left = duration_words(state.closes_at - timezone.now())
     if state.window is Window.OPEN:
         return f"Messenger's 24-hour window: {left} left."
     if settings.FACEBOOK_HUMAN_AGENT_TAG:
@@ -269,7 +321,8 @@ def messaging_window_text(*, conversation: Conversation) -> str:
     return "Past 24 hours: Messenger refuses a message now (FACEBOOK_HUMAN_AGENT_TAG is off)."
 
 
-def _duration(delta: timedelta) -> str:
+def duration_words(delta: timedelta) -> str:
+    """`delta` as staff read it at a glance: "2 d 3 h", "1 h 20 min", "5 min"."""
     minutes = max(int(delta.total_seconds() // 60), 0)
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:

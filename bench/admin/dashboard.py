@@ -4,7 +4,7 @@ Seeds the database named by DATABASE_URL (use a scratch one) with the inbox benc
 100,000 conversations, then, in SQL, question-and-answer exchanges over the last 40 days up
 to 1,000,000 messages: every tenth answer in two parts, one in a hundred failed, three in
 five given knowledge articles, half of the rest an unanswered question, a handoff every
-fiftieth exchange. Then it times the dashboard as a moderator sees it and prints each query.
+fiftieth exchange, half of them rated (CSAT). Then it times the dashboard as a moderator sees it and prints each query.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_dashboard REDIS_URL=redis://127.0.0.1:6379/12 \\
         .venv/bin/python bench/admin/dashboard.py [--messages 1000000]
@@ -108,9 +108,14 @@ HISTORY_SQL = [
     (
         "handoffs",
         """
-        INSERT INTO conversations_handoff (conversation_id, trigger, reason, created_at)
+        INSERT INTO conversations_handoff (
+            conversation_id, trigger, reason, created_at, summary, alerted_at, csat_score, csat_answered_at
+        )
         SELECT conversation_id, CASE WHEN id %% 3 = 0 THEN 'person' ELSE 'model' END,
-               'The person asks for a refund.', created_at + interval '5 seconds'
+               'The person asks for a refund.', created_at + interval '5 seconds',
+               'They want a refund; the bot promised nothing.', created_at + interval '8 seconds',
+               CASE WHEN id %% 100 = 0 THEN 1 + id %% 7 %% 5 END,
+               CASE WHEN id %% 100 = 0 THEN created_at + interval '1 hour' END
         FROM conversations_message WHERE id > %(before)s AND role = 'client' AND id %% 50 = 0
         """,
     ),

@@ -19,6 +19,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, smart_split, unescape_string_literal
@@ -39,17 +40,16 @@ from conversations.selectors import (
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
+    conversation_waited,
     conversations_waiting_count,
+    duration_words,
+    handoff_latest,
     messaging_window_text,
     system_prompt_current,
     system_prompt_history,
 )
-from conversations.services.conversations import (
-    contact_forget,
-    conversation_bot_pause,
-    conversation_bot_resume,
-)
-from conversations.services.replies import reply_retry
+from conversations.services.conversations import contact_forget, conversation_bot_pause
+from conversations.services.replies import conversation_hand_back, reply_retry
 from conversations.services.staff import staff_reply_send, system_prompt_update
 from messenger.errors import DeliveryError
 
@@ -190,6 +190,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a person writes in
 
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        # The list of those waiting for staff says how long each has waited.
+        if request.GET.get(WaitingForStaffFilter.parameter_name) == "yes":
+            return [*self.list_display, "waited"]
+        return self.list_display
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         return super().changelist_view(
             request, {**(extra_context or {}), "waiting_count": conversations_waiting_count()}
@@ -239,6 +245,11 @@ class ConversationAdmin(admin.ModelAdmin):
     def bot_state(self, conversation: Conversation) -> str:
         return "Active" if conversation.bot_active else "Paused"
 
+    @admin.display(description="Waited (business hours)", ordering="waiting_for_staff_since")
+    def waited(self, conversation: Conversation) -> str:
+        waited = conversation_waited(conversation=conversation, now=timezone.now())
+        return "" if waited is None else duration_words(waited)
+
     @admin.display(description="Flags")
     def flags(self, conversation: Conversation) -> str:
         badges = [
@@ -262,9 +273,13 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume the bot", permissions=["change"])
     def resume_bot(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        for conversation in queryset:
-            conversation_bot_resume(conversation=conversation)
-        self.message_user(request, f"Bot resumed in {len(queryset)} conversation(s).", messages.SUCCESS)
+        asked = sum(conversation_hand_back(conversation=conversation) for conversation in queryset)
+        self.message_user(
+            request,
+            f"Bot resumed in {len(queryset)} conversation(s)"
+            + (f"; {asked} person(s) asked how we did." if asked else "."),
+            messages.SUCCESS,
+        )
 
     # --- the conversation page ------------------------------------------------------------
 
@@ -321,6 +336,8 @@ class ConversationAdmin(admin.ModelAdmin):
             # A console conversation is an operator trying the bot: nobody to write to.
             can_send=request.user.has_perm(SEND_PERMISSION) and _on_meta(obj),
             window=messaging_window_text(conversation=obj),
+            waited=self.waited(obj),
+            handoff=handoff_latest(conversation=obj),
             can_change=self.has_change_permission(request, obj),
             can_forget=request.user.has_perm(FORGET_PERMISSION),
         )
@@ -362,8 +379,11 @@ class ConversationAdmin(admin.ModelAdmin):
         if request.POST.get("bot") == "pause":
             conversation_bot_pause(conversation=conversation, by=request.user)
             self.message_user(request, "Bot paused: it will not answer this person until resumed.")
+        elif conversation_hand_back(conversation=conversation):
+            self.message_user(
+                request, "Bot resumed: it answers this person's next message, and asks them how we did."
+            )
         else:
-            conversation_bot_resume(conversation=conversation)
             self.message_user(request, "Bot resumed: it answers this person's next message.")
         return self._back_to(conversation)
 

@@ -1,5 +1,6 @@
 """Reads for the admin's dashboard: the last days of messages, reply times, failures, handoffs,
-knowledge use and unanswered questions, each one aggregate query over an index.
+knowledge use, how people rated staff's help (CSAT) and unanswered questions, each one aggregate
+query over an index.
 
 Days are calendar days in the current time zone (settings.TIME_ZONE), so "today" is the
 staff's today. Every per-day function counts rows from `since` until `until` (or now) and
@@ -143,11 +144,11 @@ def dashboard_channel_counts(*, since: datetime, until: datetime | None = None) 
 
 
 def _per_day_by(
-    rows: QuerySet, *, field: str, labels: dict[str, str] | None = None
+    rows: QuerySet, *, field: str, labels: dict[str, str] | None = None, day_field: str = "created_at"
 ) -> dict[date, dict[str, int]]:
-    """Per day of their `created_at`: `rows` counted by `field` (by its label, when `labels` has one)."""
+    """Per day of their `day_field`: `rows` counted by `field` (by its label, when `labels` has one)."""
     counts = (
-        rows.annotate(day=TruncDate("created_at"))
+        rows.annotate(day=TruncDate(day_field))
         .values("day", field)
         .annotate(count=Count("pk"))
         .order_by()  # the model's default ordering would be grouped by too
@@ -289,6 +290,12 @@ def dashboard_handoffs(*, since: datetime, until: datetime | None = None) -> dic
     return _per_day_by(handoffs, field="trigger", labels=dict(Handoff.Trigger.choices))
 
 
+def dashboard_csat(*, since: datetime, until: datetime | None = None) -> dict[date, dict[int, int]]:
+    """Per day the person answered: answers to the CSAT question by score (1 to 5)."""
+    answered = Handoff.objects.filter(_window(field="csat_answered_at", since=since, until=until))
+    return _per_day_by(answered, field="csat_score", day_field="csat_answered_at")
+
+
 def dashboard_knowledge_use(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
     """Per day: AI answers (one per LLM call, recorded on the reply's first part) given at least
     one knowledge article, and given none."""
@@ -348,4 +355,5 @@ DASHBOARD_METRICS = (
     dashboard_failure_codes,
     dashboard_handoffs,
     dashboard_knowledge_use,
+    dashboard_csat,
 )

@@ -43,6 +43,11 @@ AI_REPLIES = Counter(
     "AI replies written, by whether the model was given a knowledge article",
     ["knowledge"],
 )
+CSAT_ANSWERS = Counter(
+    "messenger_csat_answers",
+    "Answers to the question asked when staff hand a conversation back (CSAT), by score (1 to 5)",
+    ["score"],
+)
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",
     "Time Groq took to answer one completion request",
@@ -83,6 +88,7 @@ for _counter, _labels in (
     ),
     (HANDOFFS, {"trigger": Handoff.Trigger.values}),
     (AI_REPLIES, {"knowledge": ("yes", "no")}),
+    (CSAT_ANSWERS, {"score": ("1", "2", "3", "4", "5")}),
 ):
     for _values in itertools.product(*_labels.values()):
         _counter.labels(**dict(zip(_labels, _values, strict=True)))

@@ -32,6 +32,7 @@ from conversations.insights.charts import (
 )
 from conversations.insights.dashboard import (
     dashboard_channel_counts,
+    dashboard_csat,
     dashboard_daily_counts,
     dashboard_days,
     dashboard_failure_codes,
@@ -71,6 +72,7 @@ def _charts(*, days: list[date]) -> list[Chart]:
     failures = _by_label(_reasons(dashboard_per_day(metric=dashboard_failure_codes, days=days)), days)
     handoffs = _by_label(dashboard_per_day(metric=dashboard_handoffs, days=days), days)
     knowledge = dashboard_per_day(metric=dashboard_knowledge_use, days=days)
+    csat = dashboard_per_day(metric=dashboard_csat, days=days)
     incoming, outgoing = _daily(counts, days, "incoming"), _daily(counts, days, "outgoing")
     with_knowledge, without = (
         _daily(knowledge, days, "with_knowledge"),
@@ -140,7 +142,55 @@ def _charts(*, days: list[date]) -> list[Chart]:
             summary=_total_text(channels, "message"),
             stacked=True,
         ),
+        *_csat_charts(csat=csat, days=days),
     ]
+
+
+def _csat_charts(*, csat: dict[date, dict[int, int]], days: list[date]) -> list[Chart]:
+    """How people rated staff's help: the answers per day by score, and each day's average."""
+    scores = range(1, 6)
+    by_score = [_daily(csat, days, score) for score in scores]
+    per_day = [
+        (sum(counts), sum(score * count for score, count in zip(scores, counts, strict=True)))
+        for counts in zip(*by_score, strict=True)
+    ]
+    averages = [points / answers if answers else None for answers, points in per_day]
+    answers = sum(answers for answers, _ in per_day)
+    latest = max((index for index, average in enumerate(averages) if average is not None), default=None)
+    return [
+        chart_bars(
+            title="How people rated our help (CSAT)",
+            days=days,
+            series=[Series(f"{score} ★", counts) for score, counts in zip(scores, by_score, strict=True)],
+            y_label="Answers",
+            summary=(
+                f"{answers:,} answer{pluralize(answers)}, "
+                f"{sum(points for _, points in per_day) / answers:.1f} of 5 on average."
+                if answers
+                else ""
+            ),
+            stacked=True,
+        ),
+        chart_lines(
+            title="Average rating (CSAT)",
+            days=days,
+            series=[Series("Average", averages)],
+            y_label="Rating, 1 to 5",
+            summary=(
+                f"On {day_text(days[latest])}: {averages[latest]:.1f} of 5 from "
+                f"{per_day[latest][0]} answer{pluralize(per_day[latest][0])}."
+                if latest is not None
+                else ""
+            ),
+            value_format=_rating_text,
+            # Four ticks of 1.25: the axis ends at 5, the best rating.
+            steps=[1.25],
+        ),
+    ]
+
+
+def _rating_text(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _daily(rows: dict, days: list[date], key: str) -> list[int]:

@@ -9,6 +9,7 @@ from conversations.llm import LLMError
 from conversations.models import ChannelIdentity, Contact, Conversation, Message
 from conversations.services.conversations import conversation_get_or_create, conversation_touch
 from conversations.services.delivery import error_description
+from conversations.services.handoff import handoff_alerts_schedule
 from conversations.services.replies import reply_compose, reply_record
 
 # Console conversations belong to no Page.
@@ -52,4 +53,5 @@ def console_message_answer(*, conversation: Conversation, text: str) -> list[Mes
         Message.objects.filter(pk__in=[part.pk for part in parts]).update(
             status=Message.Status.SENT, sent_at=timezone.now()
         )
+    handoff_alerts_schedule(sent=parts)
     return parts

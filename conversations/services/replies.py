@@ -43,6 +43,8 @@ from conversations.media.services import attachment_seconds, media_readable, med
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.pages import graph_client_for, page_for_conversation
 from conversations.prompts import message_mentions_story, prompt_build
+from conversations.services.conversations import conversation_bot_resume
+from conversations.services.csat import csat_answer, csat_question_store
 from conversations.services.data_deletion import data_deletion_answer
 from conversations.services.delivery import (
     error_description,
@@ -51,7 +53,12 @@ from conversations.services.delivery import (
     outgoing_text_store,
     page_token_refused,
 )
-from conversations.services.handoff import ASKED_FOR_A_PERSON, conversation_handoff, handoff_requested
+from conversations.services.handoff import (
+    ASKED_FOR_A_PERSON,
+    conversation_handoff,
+    handoff_alerts_schedule,
+    handoff_requested,
+)
 from conversations.services.ratelimit import rate_limit_notices_send
 from messenger.errors import (
     InvalidTokenError,
@@ -103,6 +110,21 @@ def reply_retry(*, message: Message) -> str | None:
         role=Message.Role.CLIENT,
     ).update(status=Message.Status.RECEIVED, error_code="", error_detail="")
     return _reply_job_enqueue(message=client_message, job_id=_reply_job_id(client_message))
+
+
+def conversation_hand_back(*, conversation: Conversation) -> bool:
+    """Staff hand the conversation back to the bot: it answers again, and after a handoff the
+    person is asked how we did (conversations.services.csat); whether they are.
+
+    The question is stored with the bot resumed, and sent by a reply job once committed.
+    """
+    paused_at = None if conversation.bot_active else conversation.bot_paused_at
+    with transaction.atomic():
+        conversation_bot_resume(conversation=conversation)
+        question = csat_question_store(conversation=conversation, paused_at=paused_at)
+        if question:
+            transaction.on_commit(functools.partial(reply_schedule, message=question[0]), robust=True)
+    return bool(question)
 
 
 def reply_produce(*, message_id: int, final_attempt: bool) -> None:
@@ -168,6 +190,8 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         if deletion is not None:
             outgoing_messages_send(messages=deletion)
             return
+        # A rating is recorded whatever the bot's state, and never answered by the LLM.
+        waiting = csat_answer(conversation=conversation, waiting=waiting)
         if not conversation.bot_active:
             # A paused bot says nothing more, but the notice that it handed the person over.
             outgoing_messages_send(
@@ -189,7 +213,11 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
             reply = _reply_store(conversation=conversation, waiting=waiting)
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
-            outgoing_messages_send(messages=reply)
+            try:
+                outgoing_messages_send(messages=reply)
+            finally:
+                # Staff's alert of a handoff, with its summary, only once the person was told.
+                handoff_alerts_schedule(sent=reply)
             if reply:
                 reply_sent_observe(received_at=waiting[0].created_at)
     except (TransientLLMError, TransientDeliveryError, LockError) as error:

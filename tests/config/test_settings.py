@@ -88,6 +88,32 @@ def test_check_deploy_is_quiet_about_secrets_that_are_set():
     assert "config.E" not in result.stderr
 
 
+BAD_HOURS = "mon-fry 09:00-17:00"
+BAD_HOURS_ERROR = 'BUSINESS_HOURS: unknown day "fry" in "mon-fry 09:00-17:00"'
+
+
+def test_check_names_the_bad_part_of_business_hours():
+    result = manage("check", env=process_environment(BUSINESS_HOURS=BAD_HOURS))
+    assert result.returncode == 1
+    assert f"(config.E013) {BAD_HOURS_ERROR}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert manage("check", env=process_environment(BUSINESS_HOURS="mon-fri 09:00-17:00")).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("process_name", "says"), [("web", "Configuration error: "), ("worker", "(config.E013) ")]
+)
+def test_process_refuses_to_start_with_business_hours_it_cannot_read(process_name, says, tmp_path):
+    process = Process(process_name, process_environment(BUSINESS_HOURS=BAD_HOURS), tmp_path)
+    try:
+        returncode = process.wait(timeout=60)
+    finally:
+        process.stop()
+    assert returncode != 0
+    assert f"{says}{BAD_HOURS_ERROR}" in process.output()
+    assert "Traceback" not in process.output()
+
+
 def test_debug_starts_without_secrets_and_warns():
     env = process_environment(DEBUG="True", **{name: "" for name in SECRETS})
     result = run_python("import django; django.setup(); print('started')", env)

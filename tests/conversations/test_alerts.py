@@ -12,6 +12,7 @@ from conversations.llm import HANDOFF_TOOL
 from conversations.models import Message
 from conversations.services.delivery import page_token_check, page_token_unset_warn
 from conversations.services.replies import reply_produce
+from tests.conversations.services.test_handoff import summaries_run
 
 pytestmark = pytest.mark.django_db
 
@@ -81,12 +82,15 @@ def test_each_channel_is_queued_with_rqs_retries_and_keeps_nothing_once_delivere
         assert job.result_ttl == 0
 
 
-def test_the_models_reason_reaches_the_chat_as_plain_text_not_slack_markup(
-    channels, graph, groq, ada_conversation, django_capture_on_commit_callbacks
+def test_the_models_reason_and_summary_reach_the_chat_as_plain_text_not_slack_markup(
+    channels, graph, groq, ada_conversation
 ):
     # The reason is the model's, written from a person's words: it must not ping or disguise links.
     reason = "Wants <!channel> to see <https://evil.example|the refund form> & more"
-    groq.script([{"tool_calls": [{"name": HANDOFF_TOOL, "arguments": {"reason": reason}}]}])
+    summary = "Asked <@U123> for a refund & more"
+    groq.script(
+        [{"tool_calls": [{"name": HANDOFF_TOOL, "arguments": {"reason": reason}}]}, {"text": summary}]
+    )
     message = Message.objects.create(
         conversation=ada_conversation,
         role=Message.Role.CLIENT,
@@ -94,8 +98,8 @@ def test_the_models_reason_reaches_the_chat_as_plain_text_not_slack_markup(
         status=Message.Status.RECEIVED,
     )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        reply_produce(message_id=message.pk, final_attempt=True)
+    reply_produce(message_id=message.pk, final_attempt=True)
+    summaries_run()
     deliver_queued()
 
     [call] = channels.calls(kind="alert")
@@ -103,10 +107,11 @@ def test_the_models_reason_reaches_the_chat_as_plain_text_not_slack_markup(
     assert call["json"] == {
         "text": "Ada needs a person\n"
         "Wants &lt;!channel&gt; to see &lt;https://evil.example|the refund form&gt; &amp; more\n"
+        "Summary: Asked &lt;@U123&gt; for a refund &amp; more\n"
         f"{link}"
     }
     [email] = mail.outbox  # an email is plain text already: the reason as the model wrote it
-    assert email.body == f"{reason}\n{link}"
+    assert email.body == f"{reason}\nSummary: {summary}\n{link}"
 
 
 def test_a_channel_that_fails_is_one_line_without_its_url_and_raises_for_rq_to_retry(

@@ -37,10 +37,11 @@ def test_the_model_hands_over_the_person_is_told_and_staff_get_an_alert(service,
     assert alert["text"].startswith("Test User ") and "needs a person\nWants a refund\n" in alert["text"]
     assert alert["text"].endswith(f"/admin/conversations/conversation/{conversation.pk}/change/")
 
-    service.post_text(psid=psid, text="hello??")  # the bot is paused now: no LLM call, no answer
+    service.post_text(psid=psid, text="hello??")  # the bot is paused now: no reply asked of the LLM
     settle(2)
     assert service.sent_to(psid) == [settings.HANDOFF_MESSAGE]
-    assert len(service.groq.calls()) == 1
+    # The one reply, and the summary for staff (which offers no tool).
+    assert [call["tools"] for call in service.groq.calls()] == [[HANDOFF_TOOL], []]
 
 
 def test_an_alert_the_webhook_refuses_twice_arrives_on_the_third_try(service, psid):

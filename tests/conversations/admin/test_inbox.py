@@ -12,7 +12,7 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 
-from conversations.models import ChannelIdentity, Contact, Conversation, Message, SystemPrompt
+from conversations.models import ChannelIdentity, Contact, Conversation, Handoff, Message, SystemPrompt
 
 LIST_URL = reverse("admin:conversations_conversation_changelist")
 
@@ -126,6 +126,68 @@ def test_list_shows_contact_psid_preview_bot_state_and_flags_newest_first(modera
     assert (rows["Ada Lovelace"].is_unanswered, rows["Ada Lovelace"].has_failures) == (True, False)
     assert (rows["Grace Hopper"].is_unanswered, rows["Grace Hopper"].has_failures) == (False, True)
     assert 'class="badge badge-failed"' in html and 'class="badge badge-unanswered"' in html
+
+
+def test_the_waiting_list_says_how_long_each_has_waited_in_business_hours(
+    moderator_client, make_conversation, ada, settings
+):
+    # Open half of every day: any 48 hours hold 24 of business time.
+    settings.BUSINESS_HOURS = "daily 00:00-12:00"
+    waiting = make_conversation(
+        "Grace Hopper",
+        "2400000000000002",
+        waiting_for_staff_since=timezone.now() - timedelta(hours=48),
+        handoff_reason="Wants a refund",
+        bot_active=False,
+    )
+
+    response = moderator_client.get(LIST_URL + "?waiting=yes")
+
+    assert [row.pk for row in response.context["cl"].result_list] == [waiting.pk]
+    html = response.content.decode()
+    assert "Waited (business hours)" in html
+    assert '<td class="field-waited">1 d 0 h</td>' in html
+    page = moderator_client.get(page_url(waiting)).content.decode()
+    assert '(<span class="waited">1 d 0 h</span> in business hours): Wants a refund' in page
+    # The whole inbox has no such column.
+    assert "Waited (business hours)" not in moderator_client.get(LIST_URL).content.decode()
+
+
+def test_the_summary_of_the_latest_handoff_is_at_the_top_of_the_conversation_page(moderator_client, ada):
+    now = timezone.now()
+    Handoff.objects.create(
+        conversation=ada,
+        trigger="model",
+        reason="Old",
+        summary="An old summary.",
+        created_at=now - timedelta(days=3),
+    )
+    Handoff.objects.create(
+        conversation=ada,
+        trigger="person",
+        reason="The person asked to talk to a person.",
+        summary="Wants the price of shipping to <b>Lisbon</b>; the bot said 3 days.",
+        created_at=now,
+        alerted_at=now,
+    )
+
+    html = moderator_client.get(page_url(ada)).content.decode()
+
+    summary = html.index("Wants the price of shipping to &lt;b&gt;Lisbon&lt;/b&gt;; the bot said 3 days.")
+    assert html.index("Summary for staff") < summary < html.index("Do you ship to Lisbon?")
+    assert "The person asked: The person asked to talk to a person." in html
+    assert "An old summary." not in html
+
+
+@pytest.mark.parametrize(
+    ("alerted", "shown"),
+    [(False, "Being written…"), (True, "No summary: the assistant could not write one in time.")],
+)
+def test_a_handoff_without_its_summary_says_why(moderator_client, ada, alerted, shown):
+    Handoff.objects.create(
+        conversation=ada, trigger="model", reason="Refund", alerted_at=timezone.now() if alerted else None
+    )
+    assert shown in moderator_client.get(page_url(ada)).content.decode()
 
 
 @pytest.mark.parametrize(
@@ -314,6 +376,40 @@ def test_bulk_pause_and_resume(moderator_client, ada, grace):
     assert not Conversation.objects.filter(bot_active=True).exists()
     moderator_client.post(LIST_URL, {"action": "resume_bot", "_selected_action": ids})
     assert not Conversation.objects.filter(bot_active=False).exists()
+
+
+@pytest.mark.parametrize("how", ["page", "bulk"])
+def test_handing_back_after_a_handoff_asks_how_we_did(
+    moderator_client, make_conversation, redis_conn, settings, django_capture_on_commit_callbacks, how
+):
+    settings.CSAT_ENABLED = True
+    now = timezone.now()
+    waiting = make_conversation(
+        "Grace Hopper",
+        "2400000000000002",
+        bot_active=False,
+        bot_paused_at=now,
+        waiting_for_staff_since=now,
+        person_last_wrote_at=now,
+    )
+    Handoff.objects.create(conversation=waiting, trigger="person", reason="x", created_at=now)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "page":
+            response = moderator_client.post(page_url(waiting, "bot"), {"bot": "resume"}, follow=True)
+        else:
+            response = moderator_client.post(
+                LIST_URL, {"action": "resume_bot", "_selected_action": [waiting.pk]}, follow=True
+            )
+
+    assert notices(response) == [
+        "Bot resumed: it answers this person's next message, and asks them how we did."
+        if how == "page"
+        else "Bot resumed in 1 conversation(s); 1 person(s) asked how we did."
+    ]
+    [question] = waiting.messages.all()
+    assert (question.text, question.status) == ("How did we do?", "sending")
+    assert [job.args for job in django_rq.get_queue().get_jobs()] == [(question.pk,)]
 
 
 def test_reply_as_staff_is_sent_shown_and_pauses_the_bot(moderator_client, moderator, graph, ada):

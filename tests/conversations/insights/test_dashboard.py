@@ -96,9 +96,15 @@ def history(conversation):
             created_at=at(3, 14),
             reply_to=first,
         )
-    for trigger in ["model", "model", "person"]:
+    # Two of them rated when staff handed back, 5 and 4 out of 5.
+    for trigger, score in [("model", 5), ("model", 4), ("person", None)]:
         Handoff.objects.create(
-            conversation=conversation, trigger=trigger, reason="Refund", created_at=at(3, 15)
+            conversation=conversation,
+            trigger=trigger,
+            reason="Refund",
+            created_at=at(3, 15),
+            csat_score=score,
+            csat_answered_at=at(3, 16) if score else None,
         )
     # Yesterday at 00:30 in Copenhagen, still the day before in UTC.
     exchange(conversation, asked_at=at(1, 0, 30), waits=[30])
@@ -113,8 +119,14 @@ def history(conversation):
         error_code="outside_window",
         created_at=at(0, 0, 4),
     )
+    # Rated 2 today, a few minutes after midnight in Copenhagen (yesterday in UTC).
     Handoff.objects.create(
-        conversation=conversation, trigger="person", reason="Talk to a person", created_at=at(0, 0, 5)
+        conversation=conversation,
+        trigger="person",
+        reason="Talk to a person",
+        created_at=at(0, 0, 5),
+        csat_score=2,
+        csat_answered_at=at(0, 0, 9),
     )
     return article
 
@@ -134,7 +146,7 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     response = admin_client.get(URL)
 
     assert response.status_code == 200
-    messages, reply_times, failures, handoffs, knowledge, _ = response.context["charts"]
+    messages, reply_times, failures, handoffs, knowledge, _, csat, csat_average = response.context["charts"]
     three_days_ago, yesterday, today = (day_text(timezone.localdate() - timedelta(days=n)) for n in (3, 1, 0))
     # In: four questions; out: four replies (one in two parts), the failures not.
     assert by_day(messages)[three_days_ago] == ["4", "4"]
@@ -158,11 +170,20 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     assert by_day(handoffs)[today] == ["0", "1"]
     assert by_day(knowledge)[three_days_ago] == ["2", "1"]
     assert knowledge.summary == "6 AI answers, 33% of them given a knowledge article."
+    assert csat.table_head == ["Day", "1 ★", "2 ★", "3 ★", "4 ★", "5 ★"]
+    assert by_day(csat)[three_days_ago] == ["0", "0", "0", "1", "1"]
+    assert by_day(csat)[today] == ["0", "1", "0", "0", "0"]
+    assert csat.summary == "3 answers, 3.7 of 5 on average."
+    assert by_day(csat_average)[three_days_ago] == ["4.5"]
+    assert by_day(csat_average)[yesterday] == ["–"]
+    assert by_day(csat_average)[today] == ["2"]
+    assert csat_average.summary == f"On {today}: 2.0 of 5 from 1 answer."
+    assert [label for _, label in csat_average.y_ticks] == ["0", "1.25", "2.5", "3.75", "5"]
     # The charts themselves: a bar per day and series with its tooltip, the same numbers for screen readers.
     html = response.content.decode()
     assert f"<title>{three_days_ago}: In (from people) 4</title>" in html
     assert f"<title>{three_days_ago}: 90th percentile 52 s</title>" in html
-    assert html.count('<table class="visually-hidden"') == 6
+    assert html.count('<table class="visually-hidden"') == 8
     assert html.count("No data yet") == 1  # the questions: this history has none
 
 
@@ -256,7 +277,7 @@ def test_an_empty_database_says_there_is_no_data_yet(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("No data yet") == 7  # six charts and the questions
+    assert html.count("No data yet") == 9  # eight charts and the questions
     assert "<rect" not in html and "<polyline" not in html
 
 

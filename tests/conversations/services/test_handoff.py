@@ -1,14 +1,19 @@
 """Handing a person over to staff: the model's handoff_to_human call, the "Talk to a person" button,
 and what staff see and receive. The reply job runs in-process against the stand-ins."""
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.conf import settings
 from django.utils import timezone
 from django_rq import get_queue
 
+from conversations.hours import DAY_NAMES
 from conversations.llm import HANDOFF_TOOL, NO_REASON
 from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_resume, conversation_get_or_create
+from conversations.services.handoff import handoff_notice_text
 from conversations.services.replies import reply_produce
 from messenger.errors import TransientDeliveryError
 
@@ -43,6 +48,15 @@ def queued_alerts() -> list[dict]:
     return [job.kwargs for job in get_queue().get_jobs() if job.func_name.endswith("alert_deliver")]
 
 
+def summaries_run() -> int:
+    """Run the queued summary jobs, as a worker would; how many there were."""
+    jobs = [job for job in get_queue().get_jobs() if job.func_name.endswith("handoff_summarise_run")]
+    for job in jobs:
+        job.perform()
+        job.delete()
+    return len(jobs)
+
+
 def handoff_call(arguments: object) -> dict:
     return {"tool_calls": [{"name": HANDOFF_TOOL, "arguments": arguments}]}
 
@@ -52,13 +66,17 @@ def test_every_llm_call_offers_the_handoff_tool(conversation, groq):
     assert groq.calls()[0]["tools"] == [HANDOFF_TOOL]
 
 
-def test_the_models_handoff_pauses_the_bot_tells_the_person_and_alerts_staff(
-    conversation, groq, graph, django_capture_on_commit_callbacks
+def test_the_models_handoff_pauses_the_bot_tells_the_person_and_alerts_staff_with_a_summary(
+    conversation, groq, graph
 ):
-    groq.script([handoff_call({"reason": "Wants a refund for a broken vase"})])
+    groq.script(
+        [
+            handoff_call({"reason": "Wants a refund for a broken vase"}),
+            {"text": "Their vase arrived broken and they want a refund; the bot promised nothing."},
+        ]
+    )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        message = ask(conversation, "my vase arrived broken and i want my money back NOW")
+    message = ask(conversation, "my vase arrived broken and i want my money back NOW")
 
     assert sent(graph) == [settings.HANDOFF_MESSAGE]
     assert not conversation.bot_active
@@ -66,14 +84,26 @@ def test_the_models_handoff_pauses_the_bot_tells_the_person_and_alerts_staff(
     assert conversation.handoff_reason == "Wants a refund for a broken vase"
     message.refresh_from_db()
     assert message.status == Message.Status.ANSWERED
+    # The reply job told the person and asked nothing more of the LLM: the summary is a job of its own.
+    assert len(groq.calls()) == 1 and queued_alerts() == []
+
+    assert summaries_run() == 1
+
+    summary = "Their vase arrived broken and they want a refund; the bot promised nothing."
     [alert] = queued_alerts()
-    assert (alert["kind"], alert["reason"], alert["conversation_id"]) == (
+    assert (alert["kind"], alert["reason"], alert["summary"], alert["conversation_id"]) == (
         "handoff",
         "Wants a refund for a broken vase",
+        summary,
         conversation.pk,
     )
     [record] = Handoff.objects.all()  # kept for the dashboard after the wait ends
-    assert (record.conversation, record.trigger) == (conversation, Handoff.Trigger.MODEL)
+    assert (record.conversation, record.trigger, record.summary) == (
+        conversation,
+        Handoff.Trigger.MODEL,
+        summary,
+    )
+    assert record.alerted_at is not None
 
 
 def test_a_paused_bot_makes_no_more_llm_calls(conversation, groq, graph):
@@ -171,3 +201,49 @@ def test_a_second_handoff_keeps_the_first_reason_and_time(conversation, groq):
 
     assert (conversation.waiting_for_staff_since, conversation.handoff_reason) == (first_since, "First")
     assert conversation.waiting_for_staff_since <= timezone.now()
+
+
+def test_outside_business_hours_the_person_is_told_when_staff_are_back_and_staff_are_alerted(
+    conversation, graph, settings
+):
+    settings.TIME_ZONE = "America/New_York"
+    # Open only the day after tomorrow, where the business is: closed now, whatever the day.
+    open_day = DAY_NAMES[(timezone.localdate() + timedelta(days=2)).weekday()]
+    settings.BUSINESS_HOURS = f"{open_day[:3]} 09:00-17:00"
+
+    ask(conversation, "Talk to a person", postback_payload="HUMAN_AGENT")
+    summaries_run()
+
+    assert sent(graph) == [
+        f"I've asked someone from our team to take over. We're closed now; they'll reply when we open, "
+        f"{open_day} at 09:00."
+    ]
+    assert [alert["kind"] for alert in queued_alerts()] == ["handoff"]
+
+
+def test_within_business_hours_the_usual_message(conversation, graph, settings):
+    settings.BUSINESS_HOURS = "daily 00:00-24:00"
+    ask(conversation, "Talk to a person", postback_payload="HUMAN_AGENT")
+    assert sent(graph) == [settings.HANDOFF_MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("at", "opens"),
+    [
+        (datetime(2025, 6, 6, 23, 30), "Monday at 09:00"),  # a Friday night
+        (datetime(2025, 6, 10, 7, 0), "today at 09:00"),
+        (datetime(2025, 3, 29, 12, 0), "Monday at 09:00"),  # the weekend the clocks go forward
+    ],
+)
+def test_the_closed_message_names_the_next_opening_in_the_business_time_zone(
+    ada_conversation, settings, at, opens
+):
+    settings.TIME_ZONE = "Europe/Copenhagen"
+    settings.BUSINESS_HOURS = "mon-fri 09:00-17:00"
+    settings.HANDOFF_MESSAGE_CLOSED = "Back {opens}; {not a placeholder}."
+
+    text = handoff_notice_text(
+        conversation=ada_conversation, at=at.replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
+    )
+
+    assert text == f"Back {opens}; {{not a placeholder}}."
