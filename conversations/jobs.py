@@ -3,6 +3,7 @@
 from rq import get_current_job
 
 from conversations import alerts
+from conversations.services.comments import comment_reply_produce, comments_sweep
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.forgetting import tombstones_purge
@@ -18,6 +19,16 @@ def reply_to_message(message_id: int) -> None:
 
 def replies_sweep_run() -> None:
     replies_sweep()
+
+
+def comment_reply(comment_id: int) -> None:
+    """Answer one stored comment: its private reply, then its public one."""
+    job = get_current_job()
+    comment_reply_produce(comment_pk=comment_id, final_attempt=not (job and job.retries_left))
+
+
+def comments_sweep_run() -> None:
+    comments_sweep()
 
 
 def alert_deliver(**alert: object) -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_rq import get_connection
 from redis.exceptions import RedisError
 
-from conversations.models import ChannelIdentity, Conversation, Message, SystemPrompt, Tombstone
+from conversations.models import ChannelIdentity, Comment, Conversation, Message, SystemPrompt, Tombstone
 from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
@@ -219,6 +219,25 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
     ):
         newest_per_conversation[message.conversation_id] = message
     return list(newest_per_conversation.values())
+
+
+def comments_needing_reply_job(*, stale_before: datetime, since: datetime) -> list[int]:
+    """For the recovery sweep: the ids of comments received between `since` and `stale_before`
+    whose private reply is still to be written or sent, or whose public reply is still to be
+    posted (a range scan of the partial index comment_pending)."""
+    pending = Q(status__in=[Comment.Status.RECEIVED, Comment.Status.SENDING]) | Q(
+        public_reply_status=Comment.PublicReply.PENDING
+    )
+    return list(
+        Comment.objects.filter(pending, received_at__gte=since, received_at__lt=stale_before)
+        .order_by("received_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def conversation_comments(*, conversation: Conversation) -> list[Comment]:
+    """The comments whose private replies went to this conversation, oldest first: where it started."""
+    return list(conversation.comments.order_by("commented_at", "id"))
 
 
 def conversations_waiting_count() -> int:

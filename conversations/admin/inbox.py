@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from conversations.models import ChannelIdentity, Contact, Conversation, Message, Page, SystemPrompt
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
+    conversation_comments,
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
@@ -289,6 +290,8 @@ class ConversationAdmin(admin.ModelAdmin):
             subtitle=None,
             conversation=obj,
             contact=obj.identity.contact,
+            # The comments whose private replies started (or went to) this conversation.
+            comments=conversation_comments(conversation=obj),
             transcript=[(message, attachment_links(message.attachments)) for message in transcript],
             transcript_truncated=len(transcript) == TRANSCRIPT_LIMIT,
             reply_form=StaffReplyForm(),

@@ -43,6 +43,17 @@ AI_REPLIES = Counter(
     "AI replies written, by whether the model was given a knowledge article",
     ["knowledge"],
 )
+COMMENTS_RECEIVED = Counter(
+    "messenger_comments_received",
+    "New comments on the Pages' posts and Instagram media, each counted once when stored "
+    "(COMMENT_REPLIES on), by channel",
+    ["channel"],
+)
+PRIVATE_REPLIES_SENT = Counter(
+    "messenger_private_replies_sent",
+    "Private replies to comments that Meta accepted, by channel",
+    ["channel"],
+)
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",
     "Time Groq took to answer one completion request",
@@ -64,6 +75,8 @@ for _counter, _labels in (
         {"role": (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM), "channel": _CHANNELS},
     ),
     (HANDOFFS, {"trigger": Handoff.Trigger.values}),
+    (COMMENTS_RECEIVED, {"channel": _CHANNELS}),
+    (PRIVATE_REPLIES_SENT, {"channel": _CHANNELS}),
     (AI_REPLIES, {"knowledge": ("yes", "no")}),
 ):
     for _values in itertools.product(*_labels.values()):

@@ -16,7 +16,7 @@ from conversations import payloads
 from conversations.alerts import AlertKind, alert_raise
 from conversations.insights.metrics import HANDOFFS
 from conversations.models import Conversation, Handoff, Message
-from conversations.pages import page_for_conversation
+from conversations.pages import PageInfo, page_for_conversation
 from conversations.services.delivery import outgoing_text_store
 
 # The handoff's reason when the person tapped "Talk to a person".
@@ -40,6 +40,28 @@ def conversation_handoff(
     Handed over already (the model asking again, a second tap): the person is told again,
     the first reason and time stay, and the alert is not repeated within minutes.
     """
+    handoff_record(conversation=conversation, reason=reason, trigger=trigger)
+    page = page_for_conversation(identity=conversation.identity)
+    return outgoing_text_store(
+        conversation=conversation,
+        text=handoff_message(page=page),
+        role=Message.Role.SYSTEM,
+        reply_to=reply_to,
+        details={Message.HANDOFF_NOTICE: True},
+    )
+
+
+def handoff_message(*, page: PageInfo | None) -> str:
+    """What a person handed over to staff is told: their Page's handoff message, else HANDOFF_MESSAGE."""
+    return (page and page.handoff_message) or settings.HANDOFF_MESSAGE
+
+
+def handoff_record(
+    *, conversation: Conversation, reason: str, trigger: str, alert_reason: str | None = None
+) -> None:
+    """Hand the conversation over to staff without telling the person (the caller does), in the
+    caller's transaction: the bot paused, the conversation waiting, staff alerted once committed
+    (`alert_reason` instead of `reason` in the alert, when given)."""
     now = timezone.now()
     Handoff.objects.create(conversation=conversation, trigger=trigger, reason=reason, created_at=now)
     HANDOFFS.labels(trigger=trigger).inc()
@@ -60,15 +82,10 @@ def conversation_handoff(
         Conversation.objects.filter(pk=conversation.pk).update(bot_active=False)
     transaction.on_commit(
         functools.partial(
-            alert_raise, kind=AlertKind.HANDOFF, reason=reason, conversation_id=conversation.pk
+            alert_raise,
+            kind=AlertKind.HANDOFF,
+            reason=alert_reason or reason,
+            conversation_id=conversation.pk,
         ),
         robust=True,
-    )
-    page = page_for_conversation(identity=conversation.identity)
-    return outgoing_text_store(
-        conversation=conversation,
-        text=(page and page.handoff_message) or settings.HANDOFF_MESSAGE,
-        role=Message.Role.SYSTEM,
-        reply_to=reply_to,
-        details={Message.HANDOFF_NOTICE: True},
     )
