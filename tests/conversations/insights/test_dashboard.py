@@ -19,6 +19,7 @@ from conversations.insights.dashboard import (
     percentile,
 )
 from conversations.models import (
+    Comment,
     Handoff,
     KnowledgeArticle,
     Message,
@@ -116,6 +117,18 @@ def history(conversation):
     Handoff.objects.create(
         conversation=conversation, trigger="person", reason="Talk to a person", created_at=at(0, 0, 5)
     )
+    # A comment three days ago answered privately that day, and one today that got nothing.
+    for number, (received_at, replied_at) in enumerate([(at(3, 9), at(3, 9, 1)), (at(0, 0, 6), None)]):
+        Comment.objects.create(
+            page_id="1001",
+            platform="messenger",
+            comment_id=f"1001_{number}",
+            author_id="8123456789012345",
+            commented_at=received_at,
+            received_at=received_at,
+            reply_sent_at=replied_at,
+            status="answered" if replied_at else "ignored",
+        )
     return article
 
 
@@ -134,7 +147,7 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     response = admin_client.get(URL)
 
     assert response.status_code == 200
-    messages, reply_times, failures, handoffs, knowledge, _ = response.context["charts"]
+    messages, reply_times, failures, handoffs, knowledge, _, comments = response.context["charts"]
     three_days_ago, yesterday, today = (day_text(timezone.localdate() - timedelta(days=n)) for n in (3, 1, 0))
     # In: four questions; out: four replies (one in two parts), the failures not.
     assert by_day(messages)[three_days_ago] == ["4", "4"]
@@ -158,11 +171,15 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     assert by_day(handoffs)[today] == ["0", "1"]
     assert by_day(knowledge)[three_days_ago] == ["2", "1"]
     assert knowledge.summary == "6 AI answers, 33% of them given a knowledge article."
+    assert comments.table_head == ["Day", "Comments received", "Private replies sent"]
+    assert by_day(comments)[three_days_ago] == ["1", "1"]
+    assert by_day(comments)[today] == ["1", "0"]
+    assert comments.summary == "2 comments received and 1 private reply sent in 30 days."
     # The charts themselves: a bar per day and series with its tooltip, the same numbers for screen readers.
     html = response.content.decode()
     assert f"<title>{three_days_ago}: In (from people) 4</title>" in html
     assert f"<title>{three_days_ago}: 90th percentile 52 s</title>" in html
-    assert html.count('<table class="visually-hidden"') == 6
+    assert html.count('<table class="visually-hidden"') == 7
     assert html.count("No data yet") == 1  # the questions: this history has none
 
 
@@ -256,7 +273,7 @@ def test_an_empty_database_says_there_is_no_data_yet(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("No data yet") == 7  # six charts and the questions
+    assert html.count("No data yet") == 8  # seven charts and the questions
     assert "<rect" not in html and "<polyline" not in html
 
 
