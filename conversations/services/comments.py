@@ -11,7 +11,8 @@ transaction) and deduplicated by comment id, as messages are by mid. What gets n
 - stored as ignored, with why, for staff to see: comments made more than 7 days before they
   arrive (Meta allows no private reply then), with no text, without one of COMMENT_KEYWORDS, or
   over their author's rate limit (FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE, shared on Instagram
-  with their direct messages).
+  with their direct messages); and those still waiting for their reply when COMMENT_REPLIES is
+  turned off.
 
 A job (queued once the comment is committed; re-queued by the recovery sweep) writes the reply
 from the comment, the post's text (cached per post), the Page's knowledge and system prompt.
@@ -77,6 +78,7 @@ _ALERT_QUOTE_CHARS = 200
 TOO_OLD = ("too_old", "Made more than 7 days before it arrived: Meta allows no private reply.")
 NO_TEXT = ("no_text", "Nothing to answer: the comment has no text.")
 NO_KEYWORD = ("no_keyword", "Contains none of COMMENT_KEYWORDS.")
+TURNED_OFF = ("turned_off", "COMMENT_REPLIES was turned off before its reply was written.")
 RATE_LIMITED = (
     "rate_limited",
     "Over the person's rate limit (FACEBOOK_RATE_LIMIT_MESSAGES_PER_MINUTE): not answered.",
@@ -216,6 +218,12 @@ def _comment_answer(*, comment: Comment, lock: Lock, final_attempt: bool) -> Non
             raise PageNotConnectedError(
                 f"Page {comment.page_id} is not connected: its comments are not answered."
             )
+        if comment.status == Comment.Status.RECEIVED and settings.COMMENT_REPLIES != "on":
+            # The operator's switch holds for the comments still waiting too.
+            Comment.objects.filter(pk=comment.pk, status=Comment.Status.RECEIVED).update(
+                status=Comment.Status.IGNORED, reason_code=TURNED_OFF[0], reason=TURNED_OFF[1]
+            )
+            return
         if comment.status == Comment.Status.RECEIVED:
             _private_reply_write(comment=comment, page=page)
             # The LLM call may have used most of the lock's time; the sends get a full period.

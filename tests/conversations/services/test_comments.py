@@ -321,6 +321,19 @@ def test_on_instagram_one_message_within_1000_characters_goes_to_the_commenters_
     assert comment.conversation.identity.external_id == ADA_IGSID
 
 
+def test_a_comment_still_waiting_when_comment_replies_is_turned_off_gets_nothing(
+    client, shop, graph, settings
+):
+    payload = facebook()
+    deliver(client, payload)
+    settings.COMMENT_REPLIES = "off"
+
+    comment = answer(payload)
+
+    assert (comment.status, comment.reason_code) == (Comment.Status.IGNORED, "turned_off")
+    assert graph.calls(kind="private_reply") == []
+
+
 def test_running_the_job_again_or_a_redelivery_sends_nothing_more(client, shop, graph, groq):
     payload = facebook()
     deliver(client, payload)
