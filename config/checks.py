@@ -131,3 +131,17 @@ def business_hours_check(app_configs: object = None, **kwargs: object) -> list[c
             id="config.E013",
         )
     ]
+
+
+@checks.register()
+def comment_replies_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    # A typo must not silently leave comments unanswered (or answered): the service treats it as off.
+    if settings.COMMENT_REPLIES in ("off", "on"):
+        return []
+    return [
+        checks.Error(
+            f"COMMENT_REPLIES is {settings.COMMENT_REPLIES!r}: it must be off or on (comments are not answered).",
+            hint="COMMENT_REPLIES=on answers new comments with a private reply (see docs/settings.md).",
+            id="config.E014",
+        )
+    ]

@@ -218,6 +218,15 @@ PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 
+# Comments into conversations (conversations.services.comments): `on` answers each new comment on
+# the Pages' posts and Instagram media with one private reply written by the LLM; `off` ignores
+# them. Any other value is a check error (config.checks) and answers nothing. With keywords
+# (a comma list), only comments containing one of them, in any case, are answered. A public
+# reply text also answers each of those comments publicly, under it.
+COMMENT_REPLIES = env.str("COMMENT_REPLIES", default="off").strip().lower()
+COMMENT_KEYWORDS = env.list("COMMENT_KEYWORDS", default=[])
+COMMENT_PUBLIC_REPLY = env.str("COMMENT_PUBLIC_REPLY", default="").strip()
+
 # Staff tools: a message sent by staff (admin, API, send_message) pauses the bot for that
 # conversation, so it does not talk over a human; staff resume it from the admin.
 STAFF_REPLY_PAUSES_BOT = env.bool("STAFF_REPLY_PAUSES_BOT", default=True)

@@ -1,11 +1,11 @@
 """Telling staff when the bot needs them: by email (STAFF_ALERT_EMAILS, through EMAIL_URL) and to a
 chat webhook (STAFF_ALERT_WEBHOOK_URL: Slack's and Mattermost's incoming webhooks take `{"text"}`).
 
-Raised on a handoff, a reply that finally failed, and the Page token refused. Each alert is
-delivered by jobs of its own, one per channel, tried again a few times, so an alert never
-slows or blocks a reply and a channel that is down does not hold the other back. The same
-alert for the same conversation is not raised again within a few minutes; a Page token's,
-until that token works again.
+Raised on a handoff, a reply that finally failed (to a message, or to a comment), and the Page
+token refused. Each alert is delivered by jobs of its own, one per channel, tried again a few
+times, so an alert never slows or blocks a reply and a channel that is down does not hold the
+other back. The same alert for the same conversation (or comment) is not raised again within a
+few minutes; a Page token's, until that token works again.
 """
 
 import enum
@@ -20,14 +20,14 @@ from django.urls import reverse
 from redis.exceptions import RedisError
 from rq import Retry
 
-from conversations.models import Conversation
+from conversations.models import Comment, Conversation
 
 logger = logging.getLogger(__name__)
 
 DELIVER_JOB = "conversations.jobs.alert_deliver"
 REPEAT_AFTER = timedelta(minutes=5)
 _WEBHOOK_TIMEOUT_SECONDS = 5
-# The subject: the conversation, or for a token the Page.
+# The subject: the conversation (else the comment), or for a token the Page.
 _KEY = "alerts:{kind}:{subject}"
 
 
@@ -56,12 +56,14 @@ def alert_raise(
     page_id: str | None = None,
     page_name: str | None = None,
     summary: str = "",
+    comment_id: int | None = None,
 ) -> None:
     """Queue the alert's delivery to every channel set up, unless it was raised just before.
 
     A token's alert is about a Page (`page_id`, named `page_name` in the alert): it is raised
     once per Page, whichever conversation met the refusal. `summary` (a handoff's, by the LLM)
-    goes below the reason.
+    goes below the reason. An alert about a comment that led to no conversation (its private
+    reply was not sent) names the comment (`comment_id`, the Comment's primary key) and links to it.
 
     Never raises: an alert that cannot be queued (Redis down) is logged, and what it is
     about (a handoff, a failed message) stays visible in the admin.
@@ -80,7 +82,9 @@ def alert_raise(
     repeat_after = None if kind is AlertKind.TOKEN_REFUSED else REPEAT_AFTER
     try:
         connection = django_rq.get_connection()
-        key = _key(kind, page_id if kind is AlertKind.TOKEN_REFUSED else conversation_id)
+        key = _key(
+            kind, _subject(kind=kind, conversation_id=conversation_id, page_id=page_id, comment_id=comment_id)
+        )
         if not connection.set(key, 1, nx=True, ex=repeat_after):
             return
         queue = django_rq.get_queue()
@@ -93,6 +97,7 @@ def alert_raise(
                 summary=summary,
                 conversation_id=conversation_id,
                 page_name=page_name,
+                comment_id=comment_id,
                 retry=Retry(max=len(settings.ALERT_RETRY_INTERVALS), interval=settings.ALERT_RETRY_INTERVALS),
                 # The reason may name the person: nothing of it stays in Redis once delivered.
                 result_ttl=0,
@@ -117,6 +122,7 @@ def alert_deliver(
     final_attempt: bool,
     page_name: str | None = None,
     summary: str = "",
+    comment_id: int | None = None,
 ) -> None:
     """Send one alert to one channel.
 
@@ -130,6 +136,7 @@ def alert_deliver(
         summary=summary,
         conversation_id=conversation_id,
         page_name=page_name,
+        comment_id=comment_id,
     )
     try:
         if channel == "email":
@@ -167,20 +174,42 @@ def _failure_text(error: Exception) -> str:
 
 
 def _alert_text(
-    *, kind: AlertKind, reason: str, summary: str, conversation_id: int | None, page_name: str | None
+    *,
+    kind: AlertKind,
+    reason: str,
+    summary: str,
+    conversation_id: int | None,
+    page_name: str | None,
+    comment_id: int | None = None,
 ) -> tuple[str, str]:
     conversation = (
         Conversation.objects.select_related("identity__contact").filter(pk=conversation_id).first()
         if conversation_id
         else None
     )
-    if conversation is None:
+    comment = Comment.objects.filter(pk=comment_id).first() if comment_id and conversation is None else None
+    if comment is not None:
+        contact = comment.author_name or "A person who commented"
+        url = settings.SITE_URL + reverse("admin:conversations_comment_change", args=[comment.pk])
+    elif conversation is None:
         contact, url = "the Page", settings.SITE_URL + reverse("admin:index")
     else:
         contact = str(conversation.identity.contact)
         url = settings.SITE_URL + reverse("admin:conversations_conversation_change", args=[conversation.pk])
     subject = _SUBJECTS[kind].format(contact=contact, page=page_name or "the Page")
     return subject, "\n".join([reason, *([f"Summary: {summary}"] if summary else []), url])
+
+
+def _subject(
+    *, kind: AlertKind, conversation_id: int | None, page_id: str | None, comment_id: int | None
+) -> str | int | None:
+    """What an alert is about, for not raising it twice: the Page of a token, else the conversation,
+    else the comment."""
+    if kind is AlertKind.TOKEN_REFUSED:
+        return page_id
+    if conversation_id is None and comment_id is not None:
+        return f"comment-{comment_id}"
+    return conversation_id
 
 
 def _key(kind: AlertKind, subject: int | str | None) -> str:

@@ -4,6 +4,7 @@ from rq import get_current_job
 
 from conversations import alerts
 from conversations.media.services import media_files_expire
+from conversations.services.comments import comment_reply_produce, comments_sweep
 from conversations.services.conversations import contact_profile_fetch, contacts_profile_sweep
 from conversations.services.delivery import page_token_check
 from conversations.services.forgetting import tombstones_purge
@@ -26,6 +27,16 @@ def replies_sweep_run() -> None:
 def handoff_summarise_run(handoff_id: int) -> None:
     """Summarise a handoff's conversation for staff, then alert them (without it if it fails)."""
     handoff_summarise(handoff_id=handoff_id)
+
+
+def comment_reply(comment_id: int) -> None:
+    """Answer one stored comment: its private reply, then its public one."""
+    job = get_current_job()
+    comment_reply_produce(comment_pk=comment_id, final_attempt=not (job and job.retries_left))
+
+
+def comments_sweep_run() -> None:
+    comments_sweep()
 
 
 def alert_deliver(**alert: object) -> None:

@@ -477,10 +477,111 @@ class Handoff(models.Model):
         return f"{self.get_trigger_display()}: {self.reason[:60]}"
 
 
+class Comment(models.Model):
+    """A comment on a Page's post (Facebook) or on its Instagram account's media, and what the
+    service did with it: at most one private reply, written by the LLM, and at most one public
+    reply under it (COMMENT_PUBLIC_REPLY). conversations.services.comments keeps it.
+
+    The private reply is stored before it is sent, so whoever runs the job again sends it, never
+    writes it a second time. Once sent it is also a message of the person's conversation (on
+    Facebook, the one with the PSID Meta answered; on Instagram, with the commenter's IGSID),
+    where their answers then arrive.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Waiting for its reply"
+        SENDING = "sending", "Reply written, not sent yet"
+        ANSWERED = "answered", "Answered"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    class Platform(models.TextChoices):
+        # The same values as ChannelIdentity.Channel: where the private reply arrives.
+        FACEBOOK = "messenger", "Facebook"
+        INSTAGRAM = "instagram", "Instagram"
+
+    class PublicReply(models.TextChoices):
+        NONE = "", "None"
+        PENDING = "pending", "Not posted yet"
+        POSTED = "posted", "Posted"
+        FAILED = "failed", "Failed"
+
+    # The Facebook Page (on Instagram, the Page the account is linked to) and where the comment is.
+    page_id = models.CharField("Page id", max_length=64)
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    # Meta's comment id: the dedup key for redelivered webhooks, as a message's mid is.
+    comment_id = models.CharField(max_length=255, unique=True)
+    post_id = models.CharField("post", max_length=255, blank=True)
+    parent_id = models.CharField(max_length=255, blank=True)
+    # On Facebook an id of the commenter that is not their PSID; on Instagram their IGSID.
+    author_id = models.CharField(max_length=64)
+    author_name = models.CharField("person", max_length=255, blank=True)
+    text = models.TextField(blank=True)
+    commented_at = models.DateTimeField(help_text="When the comment was made, as Meta says.")
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # Why it was ignored or failed: a short code to filter by, and a sentence for staff.
+    reason_code = models.CharField(max_length=64, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    # The private reply: its text (stored before it is sent), the model that wrote it (its
+    # tokens and time), the handoff the model asked for, the message id Meta gave it, when.
+    reply_text = models.TextField("private reply", blank=True, default="")
+    reply_llm = models.JSONField(null=True, blank=True)
+    handoff_reason = models.TextField(blank=True, default="")
+    reply_mid = models.CharField(max_length=255, blank=True, default="")
+    reply_sent_at = models.DateTimeField("replied at", null=True, blank=True)
+    knowledge_articles = models.ManyToManyField(
+        "KnowledgeArticle", blank=True, related_name="comment_replies", verbose_name="knowledge given"
+    )
+    # The public reply under the comment: its text, state, the id Meta gave it, or why it failed.
+    public_reply_text = models.TextField(blank=True, default="")
+    public_reply_status = models.CharField(
+        max_length=16, choices=PublicReply.choices, blank=True, default=PublicReply.NONE
+    )
+    public_reply_id = models.CharField(max_length=255, blank=True, default="")
+    public_reply_error = models.TextField(blank=True, default="")
+    # The conversation the private reply went to; forgetting the person deletes their comments.
+    conversation = models.ForeignKey(
+        Conversation,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="comments",
+        db_index=False,  # partial index below
+    )
+    raw = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["-received_at"], name="comment_received"),
+            # The recovery sweep: comments whose reply (private or public) is still to come.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(status__in=["received", "sending"]) | Q(public_reply_status="pending"),
+                name="comment_pending",
+            ),
+            models.Index(
+                fields=["conversation"], condition=Q(conversation__isnull=False), name="comment_conversation"
+            ),
+            # A person's comments, for "forget" and the admin's search.
+            models.Index(fields=["platform", "page_id", "author_id"], name="comment_author"),
+            # The dashboard's private replies per day.
+            models.Index(
+                fields=["reply_sent_at"], condition=Q(reply_sent_at__isnull=False), name="comment_replied"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        # Not the text nor the name: this is what the admin's action log would keep.
+        return f"Comment #{self.pk}"
+
+
 class Tombstone(models.Model):
     """What is kept of a forgotten person, so that an old delivery Meta retries (or someone
-    replays) is not taken for a new message: a keyed hash of their channel identity and of each
-    of their messages' ids (never an id itself, nor anything they wrote), for RETENTION."""
+    replays) is not taken for a new message or comment: a keyed hash of their channel identity and
+    of each of their messages' and comments' ids (never an id itself, nor anything they wrote),
+    for RETENTION."""
 
     RETENTION = timedelta(days=30)
 

@@ -78,6 +78,15 @@ _QUOTED_NAMES = {
 }
 # A message replied or reacted to is quoted this short: enough to tell which one it was.
 QUOTE_MAX_CHARS = 200
+# A comment answered by a private reply (conversations.services.comments): what the model is told.
+COMMENT_REPLY_INSTRUCTIONS = (
+    "The user did not write to you: they commented on the page's post, and your answer is the one "
+    "private message the page may send them about it, in their inbox. Answer their comment in one "
+    "short message, and invite them to write back here if they want to know more."
+)
+# The text of a post a comment is on, and of a comment a private reply answered, as the model
+# reads them: enough to know what it is about.
+_COMMENT_CONTEXT_MAX_CHARS = 1000
 
 
 def text_normalise(text: str) -> str:
@@ -148,7 +157,9 @@ def _message_text(message: Message) -> str:
         else _attachment_text(attachment, read=read.get(position), sender=sender)
         for position, attachment in enumerate(message.attachments or [])
     ]
-    return "\n".join(filter(None, [_story_reply(message), message.text.strip(), *descriptions]))
+    return "\n".join(
+        filter(None, [_story_reply(message), _comment_context(message), message.text.strip(), *descriptions])
+    )
 
 
 def _attachments_read(message: Message) -> dict[int, MessageAttachment]:
@@ -344,6 +355,33 @@ def _story_reply(message: Message) -> str:
         return ""
     url = story.get("url")
     return f"[the user replied to your story: {url}]" if isinstance(url, str) and url else STORY_REPLY
+
+
+def comment_details(*, post_text: str = "", comment_text: str = "") -> dict[str, dict[str, str]]:
+    """Message.details for a comment as the LLM reads it: on the person's comment (the query), the
+    text of the post it is on; on the private reply that answered it, the comment's text."""
+    return {
+        "comment": {key: text for key, text in (("post_text", post_text), ("text", comment_text)) if text}
+    }
+
+
+def _comment_context(message: Message) -> str:
+    """What a comment (or a private reply to one) is about, when the message is one; else ""."""
+    comment = (message.details or {}).get("comment")
+    if not isinstance(comment, dict):
+        return ""
+    if message.role == Message.Role.CLIENT:
+        post = _context_text(comment.get("post_text"))
+        return f'[the user commented on your post: "{post}"]' if post else "[the user commented on your post]"
+    said = _context_text(comment.get("text"))
+    return f'[a private reply to their comment: "{said}"]' if said else "[a private reply to their comment]"
+
+
+def _context_text(text: object) -> str:
+    if not isinstance(text, str):
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= _COMMENT_CONTEXT_MAX_CHARS else text[: _COMMENT_CONTEXT_MAX_CHARS - 1] + "…"
 
 
 def _is_story_mention(attachment: object) -> bool:

@@ -21,8 +21,16 @@ from django_rq import get_connection
 from redis.exceptions import RedisError
 
 from conversations.hours import BusinessHours, business_hours_parse
-from conversations.models import ChannelIdentity, Conversation, Handoff, Message, SystemPrompt, Tombstone
-from conversations.pages import page_for_conversation
+from conversations.models import (
+    ChannelIdentity,
+    Comment,
+    Conversation,
+    Handoff,
+    Message,
+    SystemPrompt,
+    Tombstone,
+)
+from conversations.pages import PageInfo, page_for_conversation
 from messenger.window import Window, messaging_window
 
 # Rate-limited messages whose one notice is still to be sent (conversations.services.ratelimit).
@@ -71,13 +79,13 @@ class HandoffSettings:
     csat_thanks: str
 
 
-def handoff_settings(*, conversation: Conversation) -> HandoffSettings:
-    """The handoff settings that hold for `conversation`: every reader of them asks here.
+def handoff_settings(*, page: PageInfo | None) -> HandoffSettings:
+    """The handoff settings that hold for a conversation with `page` (None: the console's, or a
+    Page no longer connected): every reader of them asks here.
 
-    Its Page's handoff message, else the settings'; hours, the closed message and CSAT are the
+    The Page's handoff message, else the settings'; hours, the closed message and CSAT are the
     settings' for every Page.
     """
-    page = page_for_conversation(identity=conversation.identity)
     return HandoffSettings(
         message=(page and page.handoff_message) or settings.HANDOFF_MESSAGE,
         message_closed=settings.HANDOFF_MESSAGE_CLOSED,
@@ -93,7 +101,7 @@ def conversation_waited(*, conversation: Conversation, now: datetime) -> timedel
     it does not wait."""
     if conversation.waiting_for_staff_since is None:
         return None
-    hours = handoff_settings(conversation=conversation).hours
+    hours = handoff_settings(page=page_for_conversation(identity=conversation.identity)).hours
     return hours.elapsed(conversation.waiting_for_staff_since, now)
 
 
@@ -299,6 +307,25 @@ def messages_needing_reply_job(*, stale_before: datetime, since: datetime) -> li
 def handoff_latest(*, conversation: Conversation) -> Handoff | None:
     """The conversation's newest handover to staff, if it had one."""
     return conversation.handoffs.order_by("-created_at", "-id").first()
+
+
+def comments_needing_reply_job(*, stale_before: datetime, since: datetime) -> list[int]:
+    """For the recovery sweep: the ids of comments received between `since` and `stale_before`
+    whose private reply is still to be written or sent, or whose public reply is still to be
+    posted (a range scan of the partial index comment_pending)."""
+    pending = Q(status__in=[Comment.Status.RECEIVED, Comment.Status.SENDING]) | Q(
+        public_reply_status=Comment.PublicReply.PENDING
+    )
+    return list(
+        Comment.objects.filter(pending, received_at__gte=since, received_at__lt=stale_before)
+        .order_by("received_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def conversation_comments(*, conversation: Conversation) -> list[Comment]:
+    """The comments whose private replies went to this conversation, oldest first: where it started."""
+    return list(conversation.comments.order_by("commented_at", "id"))
 
 
 def conversations_waiting_count() -> int:

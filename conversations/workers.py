@@ -3,7 +3,7 @@
 It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things added to the
 supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
 conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
-scheduler lock; and it queues the periodic jobs (the recovery sweep, the hourly profile
+scheduler lock; and it queues the periodic jobs (the recovery sweeps, the hourly profile
 sweep, the Page token check, the dashboard's daily counts, the tombstones' expiry, the media
 files' expiry) as rq's cron does.
 The supervisor outlives every worker, so neither waits for a dead scheduler to be replaced, and
@@ -26,6 +26,7 @@ from rq.worker_pool import WorkerPool
 
 from conversations.insights.jobs import dashboard_settled_days_count_run
 from conversations.jobs import (
+    comments_sweep_run,
     contacts_profile_sweep_run,
     media_files_expire_run,
     page_token_check_run,
@@ -71,6 +72,7 @@ class SchedulingWorkerPool(WorkerPool):
         self._cron = DjangoCronScheduler(connection=self.connection)
         for job, interval in (
             (replies_sweep_run, settings.REPLY_SWEEP_INTERVAL_SECONDS),
+            (comments_sweep_run, settings.REPLY_SWEEP_INTERVAL_SECONDS),
             (contacts_profile_sweep_run, PROFILE_SWEEP_SECONDS),
             (dashboard_settled_days_count_run, DASHBOARD_COUNT_SECONDS),
             (page_token_check_run, round(settings.PAGE_TOKEN_CHECK_HOURS * 3600)),

@@ -37,6 +37,7 @@ from conversations.models import (
 )
 from conversations.selectors import (
     TRANSCRIPT_LIMIT,
+    conversation_comments,
     conversation_list_with_flags,
     conversation_search,
     conversation_transcript,
@@ -330,6 +331,8 @@ class ConversationAdmin(admin.ModelAdmin):
             subtitle=None,
             conversation=obj,
             contact=obj.identity.contact,
+            # The comments whose private replies started (or went to) this conversation.
+            comments=conversation_comments(conversation=obj),
             transcript=[(message, attachment_links(message)) for message in transcript],
             transcript_truncated=len(transcript) == TRANSCRIPT_LIMIT,
             reply_form=StaffReplyForm(),

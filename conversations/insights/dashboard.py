@@ -20,7 +20,7 @@ from django.db.models.functions import Lower, Trim, TruncDate
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from conversations.models import ChannelIdentity, Handoff, Message, UnansweredQuestion
+from conversations.models import ChannelIdentity, Comment, Handoff, Message, UnansweredQuestion
 from messenger.errors import recipient_unreachable
 
 logger = logging.getLogger(__name__)
@@ -321,6 +321,22 @@ def dashboard_knowledge_use(*, since: datetime, until: datetime | None = None) -
     }
 
 
+def dashboard_comment_counts(*, since: datetime, until: datetime | None = None) -> dict[date, dict[str, int]]:
+    """Per day: comments received (stored: COMMENT_REPLIES on), and private replies Meta accepted."""
+    per_day: dict[date, dict[str, int]] = defaultdict(dict)
+    for key, field in (("received", "received_at"), ("private_replies", "reply_sent_at")):
+        rows = (
+            Comment.objects.filter(_window(field=field, since=since, until=until))
+            .annotate(day=TruncDate(field))
+            .values("day")
+            .annotate(count=Count("pk"))
+            .order_by()  # the model's default ordering would be grouped by too
+        )
+        for row in rows:
+            per_day[row["day"]][key] = row["count"]
+    return dict(per_day)
+
+
 def dashboard_unanswered_top(*, since: datetime, limit: int = UNANSWERED_TOP) -> list[UnansweredTopQuestion]:
     """The questions asked most often since `since` that no article was written from yet;
     the same words in another case or with other outer spaces count as one question."""
@@ -356,4 +372,5 @@ DASHBOARD_METRICS = (
     dashboard_handoffs,
     dashboard_knowledge_use,
     dashboard_csat,
+    dashboard_comment_counts,
 )

@@ -48,6 +48,17 @@ CSAT_ANSWERS = Counter(
     "Answers to the question asked when staff hand a conversation back (CSAT), by score (1 to 5)",
     ["score"],
 )
+COMMENTS_RECEIVED = Counter(
+    "messenger_comments_received",
+    "New comments on the Pages' posts and Instagram media, each counted once when stored "
+    "(COMMENT_REPLIES on), by channel",
+    ["channel"],
+)
+PRIVATE_REPLIES_SENT = Counter(
+    "messenger_private_replies_sent",
+    "Private replies to comments that Meta accepted, by channel",
+    ["channel"],
+)
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",
     "Time Groq took to answer one completion request",
@@ -87,6 +98,8 @@ for _counter, _labels in (
         {"role": (Message.Role.AI, Message.Role.STAFF, Message.Role.SYSTEM), "channel": _CHANNELS},
     ),
     (HANDOFFS, {"trigger": Handoff.Trigger.values}),
+    (COMMENTS_RECEIVED, {"channel": _CHANNELS}),
+    (PRIVATE_REPLIES_SENT, {"channel": _CHANNELS}),
     (AI_REPLIES, {"knowledge": ("yes", "no")}),
     (CSAT_ANSWERS, {"score": ("1", "2", "3", "4", "5")}),
 ):

@@ -32,6 +32,7 @@ from conversations.insights.charts import (
 )
 from conversations.insights.dashboard import (
     dashboard_channel_counts,
+    dashboard_comment_counts,
     dashboard_csat,
     dashboard_daily_counts,
     dashboard_days,
@@ -73,6 +74,8 @@ def _charts(*, days: list[date]) -> list[Chart]:
     handoffs = _by_label(dashboard_per_day(metric=dashboard_handoffs, days=days), days)
     knowledge = dashboard_per_day(metric=dashboard_knowledge_use, days=days)
     csat = dashboard_per_day(metric=dashboard_csat, days=days)
+    comments = dashboard_per_day(metric=dashboard_comment_counts, days=days)
+    commented, privately = _daily(comments, days, "received"), _daily(comments, days, "private_replies")
     incoming, outgoing = _daily(counts, days, "incoming"), _daily(counts, days, "outgoing")
     with_knowledge, without = (
         _daily(knowledge, days, "with_knowledge"),
@@ -143,6 +146,18 @@ def _charts(*, days: list[date]) -> list[Chart]:
             stacked=True,
         ),
         *_csat_charts(csat=csat, days=days),
+        chart_bars(
+            title="Comments and private replies",
+            days=days,
+            series=[Series("Comments received", commented), Series("Private replies sent", privately)],
+            y_label="Comments",
+            summary=(
+                f"{sum(commented):,} comment{pluralize(sum(commented))} received and {sum(privately):,} "
+                f"private repl{pluralize(sum(privately), 'y,ies')} sent in {len(days)} days."
+                if sum(commented) or sum(privately)
+                else ""
+            ),
+        ),
     ]
 
 

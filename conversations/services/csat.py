@@ -17,6 +17,7 @@ from django.utils import timezone
 from conversations import payloads, selectors
 from conversations.insights.metrics import CSAT_ANSWERS
 from conversations.models import ChannelIdentity, Conversation, Handoff, Message
+from conversations.pages import page_for_conversation
 from conversations.services.delivery import QUICK_REPLIES, outgoing_text_store
 from messenger.window import Window, messaging_window
 
@@ -36,7 +37,7 @@ def csat_question_store(*, conversation: Conversation, paused_at: datetime | Non
     staff resumed it), it was not asked about before, and Messenger lets the bot write to the
     person (they wrote within 24 hours). Run it in the transaction that resumes the bot.
     """
-    chosen = selectors.handoff_settings(conversation=conversation)
+    chosen = selectors.handoff_settings(page=page_for_conversation(identity=conversation.identity))
     handoff = selectors.handoff_latest(conversation=conversation)
     now = timezone.now()
     if (
@@ -70,7 +71,9 @@ def csat_answer(*, conversation: Conversation, waiting: list[Message]) -> list[M
     taps = [(message, score) for message, score in taps if score is not None]
     if not taps:
         return waiting
-    thanks = selectors.handoff_settings(conversation=conversation).csat_thanks
+    thanks = selectors.handoff_settings(
+        page=page_for_conversation(identity=conversation.identity)
+    ).csat_thanks
     with transaction.atomic():
         for message, score in taps:
             pending = (

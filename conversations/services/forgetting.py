@@ -1,15 +1,17 @@
 """Forgetting a person leaves no trace of them, but one on purpose.
 
-Deleting the contact deletes their identities, conversations, messages, handoffs and the
-unanswered questions staff were shown (the database cascades). The files they sent (voice
-messages, images) are deleted from the storage once that has committed. Two things hold their
-words elsewhere and are cleaned here: the admin's action log (LogEntry keeps each object's name, e.g.
-the contact's, and the message's text) and a knowledge article whose title is their question
-as "Write an article" once proposed it (the bot would give it to anyone).
+Deleting the contact deletes their identities, conversations, messages, handoffs, the
+unanswered questions staff were shown, and the comments whose private replies went to them (the
+database cascades). The files they sent (voice messages, images) are deleted from the storage
+once that has committed. Three things hold their words elsewhere and are cleaned here: their other
+comments (by the same author id: comments that got no private reply, e.g. ignored ones, and on
+Instagram any comment of their IGSID), the admin's action log (LogEntry keeps each object's
+name, e.g. the contact's, and the message's text) and a knowledge article whose title is their
+question as "Write an article" once proposed it (the bot would give it to anyone).
 
 What stays, on purpose, is a tombstone (conversations.models.Tombstone): keyed hashes of their
-identity and of their messages' ids, so that Meta's late retries and replayed deliveries of
-their old messages are ignored instead of re-creating them. Tombstones go after
+identity and of their messages' and comments' ids, so that Meta's late retries and replayed
+deliveries of their old messages and comments are ignored instead of re-creating them. Tombstones go after
 Tombstone.RETENTION (tombstones_purge, hourly).
 """
 
@@ -17,7 +19,7 @@ import logging
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import CharField, Expression, Model, QuerySet, Value
+from django.db.models import CharField, Expression, Model, Q, QuerySet, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.text import Truncator, capfirst
@@ -26,6 +28,7 @@ from conversations.knowledge.services import knowledge_article_save
 from conversations.media.services import media_files_forget
 from conversations.models import (
     ChannelIdentity,
+    Comment,
     Contact,
     Conversation,
     Handoff,
@@ -47,7 +50,10 @@ def contact_traces_erase(*, contact: Contact) -> None:
     conversations = Conversation.objects.filter(identity__in=identities)
     messages = Message.objects.filter(conversation__in=conversations)
     questions = UnansweredQuestion.objects.filter(message__in=messages)
-    _tombstones_record(identities=identities, messages=messages)
+    comments = Comment.objects.filter(
+        pk__in=list(_comments_of(identities=identities, conversations=conversations))
+    )
+    _tombstones_record(identities=identities, messages=messages, comments=comments)
     media_files_forget(messages=messages)
     articles = _articles_quoting_unapprove(questions=questions)
     for model, rows in (
@@ -57,6 +63,7 @@ def contact_traces_erase(*, contact: Contact) -> None:
         (Message, messages),
         (UnansweredQuestion, questions),
         (Handoff, Handoff.objects.filter(conversation__in=conversations)),
+        (Comment, comments),
     ):
         # "Contact #12 (forgotten)": the entry still says which object it was about.
         name = Concat(
@@ -72,6 +79,7 @@ def contact_traces_erase(*, contact: Contact) -> None:
             rows=KnowledgeArticle.objects.filter(pk=article.pk),
             name=Value(article.title),
         )
+    comments.delete()
 
 
 def tombstones_purge() -> int:
@@ -80,17 +88,44 @@ def tombstones_purge() -> int:
     return deleted
 
 
-def _tombstones_record(*, identities: QuerySet[ChannelIdentity], messages: QuerySet[Message]) -> None:
-    """One tombstone per identity and per message id; forgetting someone again renews theirs."""
-    digests = [
-        Tombstone.identity_digest(channel=channel, page_id=page_id, external_id=external_id)
-        for channel, page_id, external_id in identities.values_list("channel", "page_id", "external_id")
-    ] + [
-        Tombstone.message_digest(external_id=external_id)
-        for external_id in messages.filter(external_id__isnull=False)
-        .values_list("external_id", flat=True)
-        .iterator()
-    ]
+def _comments_of(
+    *, identities: QuerySet[ChannelIdentity], conversations: QuerySet[Conversation]
+) -> QuerySet[Comment]:
+    """The ids of the person's comments: those their private replies went to, every comment by
+    the same authors on the same Pages, and on Instagram every comment of their IGSID."""
+    authors = Q(conversation__in=conversations)
+    linked = Comment.objects.filter(conversation__in=conversations)
+    for platform, page_id, author_id in linked.values_list("platform", "page_id", "author_id").distinct():
+        authors |= Q(platform=platform, page_id=page_id, author_id=author_id)
+    for page_id, external_id in identities.filter(channel=ChannelIdentity.Channel.INSTAGRAM).values_list(
+        "page_id", "external_id"
+    ):
+        authors |= Q(platform=ChannelIdentity.Channel.INSTAGRAM, page_id=page_id, author_id=external_id)
+    return Comment.objects.filter(authors).values_list("pk", flat=True)
+
+
+def _tombstones_record(
+    *, identities: QuerySet[ChannelIdentity], messages: QuerySet[Message], comments: QuerySet[Comment]
+) -> None:
+    """One tombstone per identity, per message id and per comment id; forgetting someone again
+    renews theirs."""
+    digests = (
+        [
+            Tombstone.identity_digest(channel=channel, page_id=page_id, external_id=external_id)
+            for channel, page_id, external_id in identities.values_list("channel", "page_id", "external_id")
+        ]
+        + [
+            Tombstone.message_digest(external_id=external_id)
+            for external_id in messages.filter(external_id__isnull=False)
+            .values_list("external_id", flat=True)
+            .iterator()
+        ]
+        + [
+            # Comment ids never look like mids, so they share the messages' kind of tombstone.
+            Tombstone.message_digest(external_id=comment_id)
+            for comment_id in comments.values_list("comment_id", flat=True).iterator()
+        ]
+    )
     now = timezone.now()
     Tombstone.objects.bulk_create(
         [Tombstone(digest=digest, created_at=now) for digest in digests],

@@ -11,11 +11,13 @@ job again for a handoff whose alert was not raised (a worker died, Redis was dow
 A staff reply, or resuming the bot, ends the wait (conversations.services.conversations).
 """
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
 import django_rq
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -24,6 +26,7 @@ from conversations.alerts import AlertKind, alert_raise
 from conversations.insights.metrics import HANDOFFS
 from conversations.llm import LLMError, llm_summarise
 from conversations.models import Conversation, Handoff, Message
+from conversations.pages import PageInfo, page_for_conversation
 from conversations.prompts import summary_prompt_build
 from conversations.services.delivery import outgoing_text_store
 
@@ -61,7 +64,43 @@ def conversation_handoff(
     alert waits for the message parts to be sent: then call handoff_alerts_schedule.
     """
     now = timezone.now()
-    Handoff.objects.create(conversation=conversation, trigger=trigger, reason=reason, created_at=now)
+    handoff_record(conversation=conversation, reason=reason, trigger=trigger, at=now)
+    return outgoing_text_store(
+        conversation=conversation,
+        text=handoff_message(page=page_for_conversation(identity=conversation.identity), at=now),
+        role=Message.Role.SYSTEM,
+        reply_to=reply_to,
+        details={Message.HANDOFF_NOTICE: True},
+    )
+
+
+def handoff_message(*, page: PageInfo | None, at: datetime) -> str:
+    """What a person handed over to staff at `at` is told: their Page's handoff message (else
+    HANDOFF_MESSAGE); outside business hours, HANDOFF_MESSAGE_CLOSED with when staff are back."""
+    chosen = selectors.handoff_settings(page=page)
+    if chosen.hours.is_open(at):
+        return chosen.message
+    opens = chosen.hours.opening_words(chosen.hours.next_opening(at), now=at)
+    # Not str.format: any other braces in the operator's text stay as they are.
+    return chosen.message_closed.replace("{opens}", opens)
+
+
+def handoff_record(
+    *,
+    conversation: Conversation,
+    reason: str,
+    trigger: str,
+    at: datetime | None = None,
+    alert_reason: str | None = None,
+) -> None:
+    """Hand the conversation over to staff without telling the person (the caller does), in the
+    caller's transaction: the bot paused, the conversation waiting. Staff are alerted by the
+    summary job once the person's notice was sent (handoff_alerts_schedule); with `alert_reason`,
+    when no notice of ours tells the person, at once on commit, naming that instead of `reason`."""
+    now = at or timezone.now()
+    handoff = Handoff.objects.create(
+        conversation=conversation, trigger=trigger, reason=reason, created_at=now
+    )
     HANDOFFS.labels(trigger=trigger).inc()
     updated = Conversation.objects.filter(pk=conversation.pk, waiting_for_staff_since__isnull=True).update(
         bot_active=False,
@@ -78,23 +117,16 @@ def conversation_handoff(
         )
     else:
         Conversation.objects.filter(pk=conversation.pk).update(bot_active=False)
-    return outgoing_text_store(
-        conversation=conversation,
-        text=handoff_notice_text(conversation=conversation, at=now),
-        role=Message.Role.SYSTEM,
-        reply_to=reply_to,
-        details={Message.HANDOFF_NOTICE: True},
-    )
-
-
-def handoff_notice_text(*, conversation: Conversation, at: datetime) -> str:
-    """What the person is told when handed over at `at`: outside business hours, when staff are back."""
-    chosen = selectors.handoff_settings(conversation=conversation)
-    if chosen.hours.is_open(at):
-        return chosen.message
-    opens = chosen.hours.opening_words(chosen.hours.next_opening(at), now=at)
-    # Not str.format: any other braces in the operator's text stay as they are.
-    return chosen.message_closed.replace("{opens}", opens)
+    if alert_reason is not None:
+        # No message of ours tells the person (a private reply does, sent by the caller), so there is
+        # no notice to wait for: staff are alerted once this commits, with no summary.
+        Handoff.objects.filter(pk=handoff.pk).update(alerted_at=now)
+        transaction.on_commit(
+            functools.partial(
+                alert_raise, kind=AlertKind.HANDOFF, reason=alert_reason, conversation_id=conversation.pk
+            ),
+            robust=True,
+        )
 
 
 def handoff_alerts_schedule(*, sent: list[Message]) -> None:

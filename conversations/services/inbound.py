@@ -1,5 +1,6 @@
-"""Store what people send the Pages, on Messenger and Instagram: messages, postbacks, receipts and
-reactions. Each event is routed by its entry's id to its Page (conversations.pages).
+"""Store what people send the Pages, on Messenger and Instagram: messages, postbacks, receipts,
+reactions, and comments on the Pages' posts (conversations.services.comments). Each event is
+routed by its entry's id to its Page (conversations.pages).
 
 Takes the typed events of messenger.events (never Meta's JSON) and turns them into rows,
 all in one transaction, so an acknowledged webhook is a stored one. Reply jobs are queued
@@ -32,6 +33,7 @@ from conversations.insights.metrics import MESSAGES_RECEIVED, message_kind
 from conversations.models import ChannelIdentity, Message
 from conversations.pages import Pages, pages_current
 from conversations.selectors import conversation_id_by_sender, tombstone_covers
+from conversations.services.comments import comment_receive
 from conversations.services.conversations import (
     conversation_bot_pause,
     conversation_get_or_create,
@@ -42,6 +44,7 @@ from conversations.services.replies import reply_schedule
 from conversations.text import text_storable
 from messenger.events import (
     Attachment,
+    CommentEvent,
     DeliveryEvent,
     Event,
     MessageEditEvent,
@@ -58,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 # Meta's ids are short printable ASCII; anything else cannot be one (nor fit the columns).
 _ID = re.compile(r"[!-~]+")
-_ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255}
+_ID_MAX_LENGTH = {"page_id": 64, "psid": 64, "mid": 255, "comment": 255}
 # Meta's events are a few levels deep; deeper junk is cut off so saving it cannot recurse away.
 _RAW_MAX_DEPTH = 32
 _REACTION_LENGTH = Message._meta.get_field("reaction").max_length
@@ -87,7 +90,7 @@ def inbound_events_store(*, events: Sequence[Event]) -> None:
             if route is None:
                 continue
             handler = _HANDLERS.get(type(event))
-            if handler is None:  # a kind the core does not handle yet (comments): acknowledged
+            if handler is None:  # a kind the core does not handle: acknowledged
                 logger.debug("Ignored %s from page %r: not handled", type(event).__name__, event.page_id)
                 continue
             try:
@@ -281,6 +284,19 @@ def _edit_record(event: MessageEditEvent, route: _Route) -> None:
     logger.info("Message edited: mid=%s answered=%s", event.mid, message.status != Message.Status.RECEIVED)
 
 
+def _comment_receive(event: CommentEvent, route: _Route) -> None:
+    """A comment on the Page's post or Instagram media: stored, and answered privately by a job."""
+    for value, kind in (
+        (event.author_id, "psid"),
+        (event.comment_id, "comment"),
+        (event.post_id, "comment"),
+        (event.parent_id, "comment"),
+    ):
+        if value is not None:
+            _id(value, kind=kind)
+    comment_receive(event=event, page_id=_id(route.page_id, kind="page_id"), raw=_storable_json(event.raw))
+
+
 def _referral_ignore(event: ReferralEvent, route: _Route) -> None:
     # Nothing to answer and nowhere to keep it; a postback's referral is kept on that message.
     logger.info("Ignored referral: sender=%s source=%s ref=%s", event.psid, event.source, event.ref)
@@ -294,6 +310,7 @@ _HANDLERS: dict[type[Event], Callable[[Any, _Route], Message | None]] = {
     ReactionEvent: _reaction_record,
     ReferralEvent: _referral_ignore,
     MessageEditEvent: _edit_record,
+    CommentEvent: _comment_receive,
 }
 
 

@@ -41,11 +41,10 @@ def rate_limit_apply(*, message: Message, sender: str) -> bool:
     and, like a message within the limit, needs a job (which sends the notice). Later ones
     need nothing.
     """
-    limiter = _limiter(settings.REDIS_URL)
+    if rate_limit_allows(sender=sender):
+        return True
     try:
-        if limiter.hit(_window(), sender):
-            return True
-        first_over_limit = limiter.hit(_NOTICE_WINDOW, sender)
+        first_over_limit = _limiter(settings.REDIS_URL).hit(_NOTICE_WINDOW, sender)
     except StorageError as error:
         logger.warning("Rate limiter unavailable, letting the message through: %s", error)
         return True
@@ -61,6 +60,18 @@ def rate_limit_apply(*, message: Message, sender: str) -> bool:
         extra={"conversation_id": message.conversation_id, "mid": message.external_id},
     )
     return first_over_limit
+
+
+def rate_limit_allows(*, sender: str) -> bool:
+    """Count one message (or comment) of `sender` in their window; whether it is within the limit.
+
+    Fail-open: True, with a warning, when Redis cannot be reached.
+    """
+    try:
+        return _limiter(settings.REDIS_URL).hit(_window(), sender)
+    except StorageError as error:
+        logger.warning("Rate limiter unavailable, letting the message through: %s", error)
+        return True
 
 
 def rate_limit_notices_send(*, conversation: Conversation) -> None:

@@ -15,8 +15,10 @@ permanent ones, and the last try, give up (see `_reply_give_up`).
 
 import functools
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import django_rq
 from django.conf import settings
@@ -69,6 +71,7 @@ from messenger.errors import (
 from messenger.window import Window, messaging_window
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 QUEUE_NAME = "default"
 REPLY_JOB = "conversations.jobs.reply_to_message"
@@ -161,19 +164,33 @@ def replies_sweep() -> int:
     overdue = selectors.messages_needing_reply_job(
         stale_before=now - timedelta(seconds=settings.REPLY_SWEEP_GRACE_SECONDS), since=now - SWEEP_MAX_AGE
     )
-    queued = 0
-    for message in overdue:
-        job_id = _reply_job_id(message)
-        status = _job_status(job_id)
-        if status in _WAITING_JOB_STATUSES:
-            continue
-        # A "started" job may have died with its worker (RQ notices only minutes later); a
-        # second job is harmless: it waits for the conversation's lock and finds nothing left
-        # to do if the first one is alive. It gets its own id so neither overwrites the other.
-        if _reply_job_enqueue(message=message, job_id=None if status == JobStatus.STARTED else job_id):
-            queued += 1
+    queued = jobs_requeue(
+        items=overdue,
+        job_id=_reply_job_id,
+        enqueue=lambda message, job_id: _reply_job_enqueue(message=message, job_id=job_id),
+    )
     if queued:
         logger.info("Recovery sweep re-queued %d reply job(s)", queued)
+    return queued
+
+
+def jobs_requeue(
+    *, items: Iterable[T], job_id: Callable[[T], str], enqueue: Callable[[T, str | None], str | None]
+) -> int:
+    """Queue again the job of each of `items` (its id `job_id(item)`) unless that job still waits
+    to run; how many were queued. `enqueue(item, job_id)` queues one, None when it could not.
+
+    A "started" job may have died with its worker (RQ notices only minutes later); a second job
+    is harmless: the lock the first one holds keeps them from working at once, and the work is
+    idempotent. It gets its own id so neither overwrites the other.
+    """
+    queued = 0
+    for item in items:
+        status = _job_status(job_id(item))
+        if status in _WAITING_JOB_STATUSES:
+            continue
+        if enqueue(item, None if status == JobStatus.STARTED else job_id(item)):
+            queued += 1
     return queued
 
 

@@ -86,7 +86,7 @@ def test_a_moderator_reads_the_summary_then_the_ratings_on_the_dashboard(after_h
 
         page.goto(f"{web}/admin/dashboard/")
         charts = page.locator("figure.chart")
-        expect(charts).to_have_count(8)
+        expect(charts).to_have_count(9)
         ratings, average = charts.nth(6), charts.nth(7)
         expect(ratings.locator("h2")).to_have_text("How people rated our help (CSAT)")
         expect(ratings.locator("svg rect").first).to_be_visible()

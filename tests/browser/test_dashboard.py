@@ -101,7 +101,7 @@ def test_a_moderator_opens_the_dashboard_from_the_admin_home_page(month, web, tm
 
         expect(page.locator("h1")).to_have_text("Dashboard")
         charts = page.locator("figure.chart")
-        expect(charts).to_have_count(8)
+        expect(charts).to_have_count(9)
         for index in (0, 2, 3, 4, 5):  # the bar charts
             expect(charts.nth(index).locator("svg rect").first).to_be_visible()
         expect(charts.nth(1).locator("svg polyline")).to_have_count(2)  # median and p90

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from devtools.processes import BASE_DIR, Process
 from tests.processes import process_environment
@@ -304,3 +306,17 @@ def test_lists_are_read_as_people_write_them_and_a_bad_proxy_entry_is_a_check_er
     check = manage("check", env=env)
     assert check.returncode == 1
     assert "config.E011" in check.stderr and "'proxy.local'" in check.stderr
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "enabled"])
+def test_comment_replies_other_than_off_or_on_is_a_check_error(settings, value):
+    settings.COMMENT_REPLIES = value
+
+    with pytest.raises(SystemCheckError, match=rf"config\.E014.*COMMENT_REPLIES is '{value}'"):
+        call_command("check")
+
+
+def test_comment_replies_is_read_in_any_case_with_spaces_around(tmp_path):
+    env = environment_of_a_new_machine(tmp_path, COMMENT_REPLIES=" On ", COMMENT_KEYWORDS="price, Porto ,")
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.COMMENT_REPLIES, *s.COMMENT_KEYWORDS, sep='|')"
+    assert run_python(code, env).stdout.strip() == "on|price|Porto"

@@ -108,6 +108,7 @@ def test_moderators_group_has_exactly_the_inbox_and_knowledge_permissions(db):
         ("conversations", "add_knowledgearticle"),
         ("conversations", "change_knowledgearticle"),
         ("conversations", "view_unansweredquestion"),
+        ("conversations", "view_comment"),
         ("conversations", "change_unansweredquestion"),
         ("conversations", "delete_unansweredquestion"),
         ("django_rq", "admin"),
@@ -279,8 +280,8 @@ def test_conversation_page_queries_do_not_grow_with_the_transcript(
         *[{"role": "staff", "status": "sent", "text": f"#{n}", "sent_by": moderator} for n in range(50)],
     )
     # Session, user, conversation, permissions (own + group's), the transcript, the knowledge
-    # its replies were given, content types.
-    with django_assert_max_num_queries(8):
+    # its replies were given, the comments it started from, content types.
+    with django_assert_max_num_queries(9):
         response = moderator_client.get(page_url(conversation))
     assert response.content.decode().count("message message-staff") == 50
 

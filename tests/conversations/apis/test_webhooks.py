@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from conversations.apis.webhooks import _log_missing_app_secret
-from conversations.models import Conversation, Message
+from conversations.models import Comment, Conversation, Message
 from devtools.webhook import PAGE_ID, PSID, WEBHOOK_PATH, post_signed, signature, text_message
 from tests.jobs import queued_reply_jobs
 from tests.messenger.fixtures import fixture
@@ -264,11 +264,13 @@ def test_standby_message_is_stored_and_the_bot_steps_back(client):
     ],
 )
 def test_instagram_deliveries_comments_and_edits_are_acknowledged_and_store_nothing_yet(client, name):
+    # Comments: COMMENT_REPLIES is off by default (tests/conversations/services/test_comments.py).
     response = post_signed(client, fixture(name))
 
     assert response.status_code == 200
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()
+    assert not Comment.objects.exists()
     assert queued_reply_jobs() == []
 
 

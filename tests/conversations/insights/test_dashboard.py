@@ -19,6 +19,7 @@ from conversations.insights.dashboard import (
     percentile,
 )
 from conversations.models import (
+    Comment,
     Handoff,
     KnowledgeArticle,
     Message,
@@ -128,6 +129,18 @@ def history(conversation):
         csat_score=2,
         csat_answered_at=at(0, 0, 9),
     )
+    # A comment three days ago answered privately that day, and one today that got nothing.
+    for number, (received_at, replied_at) in enumerate([(at(3, 9), at(3, 9, 1)), (at(0, 0, 6), None)]):
+        Comment.objects.create(
+            page_id="1001",
+            platform="messenger",
+            comment_id=f"1001_{number}",
+            author_id="8123456789012345",
+            commented_at=received_at,
+            received_at=received_at,
+            reply_sent_at=replied_at,
+            status="answered" if replied_at else "ignored",
+        )
     return article
 
 
@@ -146,7 +159,9 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     response = admin_client.get(URL)
 
     assert response.status_code == 200
-    messages, reply_times, failures, handoffs, knowledge, _, csat, csat_average = response.context["charts"]
+    messages, reply_times, failures, handoffs, knowledge, _, csat, csat_average, comments = response.context[
+        "charts"
+    ]
     three_days_ago, yesterday, today = (day_text(timezone.localdate() - timedelta(days=n)) for n in (3, 1, 0))
     # In: four questions; out: four replies (one in two parts), the failures not.
     assert by_day(messages)[three_days_ago] == ["4", "4"]
@@ -179,11 +194,15 @@ def test_the_dashboard_shows_each_days_numbers(admin_client, history):
     assert by_day(csat_average)[today] == ["2"]
     assert csat_average.summary == f"On {today}: 2.0 of 5 from 1 answer."
     assert [label for _, label in csat_average.y_ticks] == ["0", "1.25", "2.5", "3.75", "5"]
+    assert comments.table_head == ["Day", "Comments received", "Private replies sent"]
+    assert by_day(comments)[three_days_ago] == ["1", "1"]
+    assert by_day(comments)[today] == ["1", "0"]
+    assert comments.summary == "2 comments received and 1 private reply sent in 30 days."
     # The charts themselves: a bar per day and series with its tooltip, the same numbers for screen readers.
     html = response.content.decode()
     assert f"<title>{three_days_ago}: In (from people) 4</title>" in html
     assert f"<title>{three_days_ago}: 90th percentile 52 s</title>" in html
-    assert html.count('<table class="visually-hidden"') == 8
+    assert html.count('<table class="visually-hidden"') == 9
     assert html.count("No data yet") == 1  # the questions: this history has none
 
 
@@ -277,7 +296,7 @@ def test_an_empty_database_says_there_is_no_data_yet(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("No data yet") == 9  # eight charts and the questions
+    assert html.count("No data yet") == 10  # nine charts and the questions
     assert "<rect" not in html and "<polyline" not in html
 
 

@@ -13,7 +13,7 @@ from conversations.hours import DAY_NAMES
 from conversations.llm import HANDOFF_TOOL, NO_REASON
 from conversations.models import Handoff, Message
 from conversations.services.conversations import conversation_bot_resume, conversation_get_or_create
-from conversations.services.handoff import handoff_notice_text
+from conversations.services.handoff import handoff_message
 from conversations.services.replies import reply_produce
 from messenger.errors import TransientDeliveryError
 
@@ -242,8 +242,6 @@ def test_the_closed_message_names_the_next_opening_in_the_business_time_zone(
     settings.BUSINESS_HOURS = "mon-fri 09:00-17:00"
     settings.HANDOFF_MESSAGE_CLOSED = "Back {opens}; {not a placeholder}."
 
-    text = handoff_notice_text(
-        conversation=ada_conversation, at=at.replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
-    )
+    text = handoff_message(page=None, at=at.replace(tzinfo=ZoneInfo("Europe/Copenhagen")))
 
     assert text == f"Back {opens}; {{not a placeholder}}."
