@@ -145,3 +145,17 @@ def comment_replies_check(app_configs: object = None, **kwargs: object) -> list[
             id="config.E014",
         )
     ]
+
+
+@checks.register()
+def worker_concurrency_check(app_configs: object = None, **kwargs: object) -> list[checks.Error]:
+    # Zero would start a worker process that never answers anyone.
+    return [
+        checks.Error(
+            f"{name} is {value}: the worker needs at least 1 (nothing would be answered).",
+            hint="RQ_WORKERS processes, each running RQ_THREADS jobs at once (see docs/settings.md).",
+            id="config.E015",
+        )
+        for name, value in (("RQ_WORKERS", settings.RQ_WORKERS), ("RQ_THREADS", settings.RQ_THREADS))
+        if value < 1
+    ]

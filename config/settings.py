@@ -54,8 +54,10 @@ WEB_THREADS = env.int("WEB_THREADS", default=4)
 # The proxies whose X-Forwarded-Proto and X-Forwarded-For are believed (addresses or networks,
 # or * for any): gunicorn's own rule for the scheme, and config.proxy's for the client address.
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
-# RQ worker processes of the worker process, one job at a time each.
-RQ_WORKERS = env.int("RQ_WORKERS", default=10)
+# The worker process: RQ_WORKERS processes (one per core uses them all), each running RQ_THREADS
+# jobs at once in threads, which mostly wait on Groq and Meta (docs/decisions.md).
+RQ_WORKERS = env.int("RQ_WORKERS", default=2)
+RQ_THREADS = env.int("RQ_THREADS", default=32)
 
 # Messenger (Graph API)
 FACEBOOK_APP_ID = env.str("FACEBOOK_APP_ID", default="")
@@ -88,6 +90,10 @@ MESSENGER_ICE_BREAKERS = env.str("MESSENGER_ICE_BREAKERS", default="[]")
 GROQ_BASE_URL = env.str("GROQ_BASE_URL", default="https://api.groq.com").rstrip("/")
 GROQ_MODEL = env.str("GROQ_MODEL", default="openai/gpt-oss-120b")
 GROQ_TIMEOUT_SECONDS = env.float("GROQ_TIMEOUT_SECONDS", default=30.0)
+# Asked in order when GROQ_MODEL is refused (429, 498) or its budget is spent (conversations.pacing).
+GROQ_FALLBACK_MODELS = env.list("GROQ_FALLBACK_MODELS", default=[])
+# How long a reply may wait for Groq's budget before the person gets the apology.
+REPLY_MAX_WAIT_SECONDS = env.int("REPLY_MAX_WAIT_SECONDS", default=600)
 LLM_HISTORY_LIMIT = env.int("LLM_HISTORY_LIMIT", default=50)
 # The prompt's budget, in characters (conversations.prompts): each message's text at most the
 # first, the whole prompt at most the second, history cut oldest first. Stored messages stay whole.

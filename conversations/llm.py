@@ -1,4 +1,4 @@
-"""The LLM behind one function, `llm_complete`, with typed errors.
+"""The LLM behind one function, `llm_complete`, with typed errors, at Groq's pace.
 
 Uses the official groq SDK, given GROQ_BASE_URL from the settings (it appends /openai/v1/...
 to it). One client per process (`get_groq_client`) keeps one
@@ -17,13 +17,15 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import groq
 from django.conf import settings
 
-from conversations.insights.metrics import LLM_LATENCY
+from conversations import pacing
+from conversations.insights.metrics import LLM_CALLS, LLM_LATENCY
 from conversations.text import text_storable
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,13 @@ logger = logging.getLogger(__name__)
 _UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected response)"
 # Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 498})
+# Groq refuses the model for now (its quota, or 498 at capacity): the next model is asked at once.
+_REFUSED_STATUSES = frozenset({429, 498})
+T = TypeVar("T")
+
+
+def _no_wait(seconds: float) -> None:
+    pass
 
 
 class LLMError(Exception):
@@ -46,6 +55,10 @@ class TransientLLMError(LLMError):
 
 class PermanentLLMError(LLMError):
     pass
+
+
+class QuotaSpentError(PermanentLLMError):
+    """Groq's budget for every model stays spent past the time a reply may wait."""
 
 
 @dataclass(frozen=True)
@@ -104,33 +117,103 @@ def get_groq_client() -> groq.Groq:
     )
 
 
-def llm_complete(*, prompt: str) -> Completion:
-    """The answer to `prompt` (the whole sectioned prompt, conversations.prompts) from settings.GROQ_MODEL."""
-    return complete(client=get_groq_client(), prompt=prompt, model=settings.GROQ_MODEL)
+def llm_models() -> list[str]:
+    """The models a reply may be asked of, in order: GROQ_MODEL, then GROQ_FALLBACK_MODELS."""
+    return list(dict.fromkeys([settings.GROQ_MODEL, *settings.GROQ_FALLBACK_MODELS]))
 
 
-def llm_summarise(*, prompt: str) -> str:
-    """The text `prompt` asks for (a summary for staff), from settings.GROQ_MODEL with no tool
-    offered, within HANDOFF_SUMMARY_TIMEOUT_SECONDS.
+def llm_complete(
+    *, prompt: str, waiter: str, waiting_since: float, before_wait: Callable[[float], None] = _no_wait
+) -> Completion:
+    """The answer to `prompt` (the whole sectioned prompt, conversations.prompts) from the first
+    of llm_models() with budget left, waiting in turn when all are spent (conversations.pacing).
+
+    `waiter` names the reply (one conversation's, one comment's) and `waiting_since` is when its
+    first message arrived (a Unix time): the oldest are answered first. Before each wait,
+    `before_wait(seconds)` is told how long the caller may be away (it extends its locks and
+    gives back what it should not hold meanwhile). A budget that stays spent past
+    REPLY_MAX_WAIT_SECONDS after `waiting_since` is a QuotaSpentError.
+    """
+    client = get_groq_client()
+    return _paced(
+        lambda model: complete(client=client, prompt=prompt, model=model),
+        tokens=pacing.tokens_estimate(prompt),
+        waiter=waiter,
+        waiting_since=waiting_since,
+        deadline=waiting_since + settings.REPLY_MAX_WAIT_SECONDS,
+        before_wait=before_wait,
+    )
+
+
+def llm_summarise(*, prompt: str, waiter: str) -> str:
+    """The text `prompt` asks for (a summary for staff), with no tool offered, within
+    HANDOFF_SUMMARY_TIMEOUT_SECONDS, waiting for Groq's budget no longer than that.
 
     Errors are llm_complete's; an empty answer is a TransientLLMError.
     """
     client = get_groq_client()
-    try:
-        response = client.chat.completions.create(
-            model=settings.GROQ_MODEL,
-            messages=[{"role": "user", "content": prompt}],
-            timeout=settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS,
+
+    def summarise(model: str) -> str:
+        response = _chat_create(
+            client=client, model=model, prompt=prompt, timeout=settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS
         )
-        content = response.choices[0].message.content
-    except groq.GroqError as error:
-        raise groq_error_typed(error, api_key=client.api_key) from error
-    except (ValueError, AttributeError, IndexError, KeyError, TypeError) as error:
-        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
-    text = text_storable(content).strip() if isinstance(content, str) else ""
-    if not text:
-        raise TransientLLMError("Groq returned an empty summary")
-    return text
+        try:
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, KeyError, TypeError) as error:
+            raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+        text = text_storable(content).strip() if isinstance(content, str) else ""
+        if not text:
+            raise TransientLLMError("Groq returned an empty summary")
+        return text
+
+    now = time.time()
+    return _paced(
+        summarise,
+        tokens=pacing.tokens_estimate(prompt),
+        waiter=waiter,
+        waiting_since=now,
+        deadline=now + settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS,
+        before_wait=_no_wait,
+    )
+
+
+def _paced(
+    call: Callable[[str], T],
+    *,
+    tokens: int,
+    waiter: str,
+    waiting_since: float,
+    deadline: float,
+    before_wait: Callable[[float], None],
+) -> T:
+    """`call(model)` for the first model with budget; the next one at once when Groq refuses it
+    (429, or 498 at capacity), and a wait in turn when every one is spent."""
+    models = llm_models()
+    while True:
+        grant = pacing.model_take(
+            models=models,
+            waiter=waiter,
+            waiting_since=waiting_since,
+            tokens=tokens,
+            call_seconds=settings.GROQ_TIMEOUT_SECONDS,
+        )
+        if grant.model is None:
+            if time.time() + grant.wait_seconds > deadline:
+                pacing.waiter_leave(waiter=waiter)
+                raise QuotaSpentError(
+                    f"Groq's quota for {', '.join(models)} is spent for longer than this reply may wait",
+                    http_status=429,
+                )
+            wait = min(grant.wait_seconds, pacing.WAIT_STEP_SECONDS)
+            before_wait(wait + settings.GROQ_TIMEOUT_SECONDS)
+            time.sleep(wait)
+            continue
+        try:
+            return call(grant.model)
+        except LLMError as error:
+            if error.http_status not in _REFUSED_STATUSES:
+                raise
+            logger.info("Groq refused %s (HTTP %s): asking the next model", grant.model, error.http_status)
 
 
 def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
@@ -143,14 +226,7 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
     usually answers.
     """
     started = time.monotonic()
-    try:
-        response = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": prompt}], tools=TOOLS
-        )
-    except groq.GroqError as error:
-        raise groq_error_typed(error, api_key=client.api_key) from error
-    except ValueError as error:  # e.g. a 2xx body that is not JSON
-        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+    response = _chat_create(client=client, model=model, prompt=prompt, tools=TOOLS)
     latency = time.monotonic() - started
     LLM_LATENCY.observe(latency)
     latency_ms = round(latency * 1000)
@@ -179,6 +255,43 @@ def complete(*, client: groq.Groq, prompt: str, model: str) -> Completion:
         latency_ms=latency_ms,
         handoff_reason=handoff_reason,
     )
+
+
+def _chat_create(
+    *,
+    client: groq.Groq,
+    model: str,
+    prompt: str,
+    tools: list[dict] | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Groq's chat completion of `prompt` by `model`; what its answer says of the model's
+    budget is recorded (conversations.pacing), and the call counted by model and outcome."""
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    if timeout is not None:
+        extra["timeout"] = timeout
+    raw = None
+    try:
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": prompt}], **extra
+        )
+        response = raw.parse()
+    except groq.APIStatusError as error:
+        refused = error.status_code in _REFUSED_STATUSES
+        pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
+        LLM_CALLS.labels(model=model, outcome="refused" if refused else "failed").inc()
+        raise groq_error_typed(error, api_key=client.api_key) from error
+    except groq.GroqError as error:
+        pacing.budget_observe(model=model, headers=None, refused=False)
+        LLM_CALLS.labels(model=model, outcome="failed").inc()
+        raise groq_error_typed(error, api_key=client.api_key) from error
+    except ValueError as error:  # e.g. a 2xx body that is not JSON
+        pacing.budget_observe(model=model, headers=raw and raw.headers, refused=False)
+        LLM_CALLS.labels(model=model, outcome="failed").inc()
+        raise PermanentLLMError(_UNEXPECTED_RESPONSE) from error
+    pacing.budget_observe(model=model, headers=raw.headers, refused=False)
+    LLM_CALLS.labels(model=model, outcome="answered").inc()
+    return response
 
 
 def _handoff_reason(tool_calls: list[Any]) -> str | None:

@@ -1,6 +1,8 @@
 """The RQ worker pool the `worker` process runs (`manage.py rqworkers`).
 
-It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it, with two things added to the
+It is rq's WorkerPool, as django-rq's `rqworker-pool` runs it: RQ_WORKERS processes, each
+running RQ_THREADS rq workers in threads, so a process holds that many jobs at once while they
+wait on Groq and Meta (docs/decisions.md). It has two things added to the
 supervisor's check that runs every second: it moves due scheduled jobs (retries, a busy
 conversation's second look) into the queue, as rq's scheduler does, whenever it holds rq's
 scheduler lock; and it queues the periodic jobs (the recovery sweeps, the hourly profile
@@ -11,6 +13,7 @@ both resume on their own once Redis is back after an outage or a restart.
 """
 
 import logging
+import threading
 import time
 from multiprocessing.connection import wait
 
@@ -21,6 +24,7 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
+from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker
 from rq.worker_pool import WorkerPool
 
@@ -43,12 +47,16 @@ MEDIA_EXPIRE_SECONDS = 3600
 
 
 class InProcessWorker(SimpleWorker):
-    """Runs each job in the worker process itself instead of a fork per job.
+    """Runs each job in the worker process itself instead of a fork per job, with RQ_THREADS - 1
+    more workers in threads beside it (ThreadWorker).
 
     A fork starts cold: every job would pay again for the SDKs' lazy imports and for fresh
     database and HTTP connections (the pool's throughput halved). In-process they stay warm;
     database connections are handled as Django handles them around a request.
     """
+
+    # rq's default timeout is SIGALRM, which only the main thread receives.
+    death_penalty_class = TimerDeathPenalty
 
     def __init__(self, *args, **kwargs) -> None:
         # Log lines name jobs by id: a job's description shows its arguments (an alert's reason,
@@ -57,12 +65,72 @@ class InProcessWorker(SimpleWorker):
         kwargs.setdefault("log_job_description", False)
         super().__init__(*args, **kwargs)
 
+    def work(self, burst: bool = False, **kwargs) -> bool:
+        if burst:  # a test's "run what is queued, then return"
+            return super().work(burst=True, **kwargs)
+        siblings = [
+            ThreadWorker(
+                self.queues,
+                name=f"{self.name}.{number}",
+                connection=self.connection,
+                serializer=self.serializer,
+                job_class=self.job_class,
+                queue_class=self.queue_class,
+            )
+            for number in range(1, settings.RQ_THREADS)
+        ]
+        threads = [
+            threading.Thread(
+                target=sibling.work, kwargs={"logging_level": kwargs.get("logging_level")}, daemon=True
+            )
+            for sibling in siblings
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            return super().work(**kwargs)
+        finally:
+            # A warm stop: each finishes the job it holds (the process's signal reached this one).
+            for sibling in siblings:
+                sibling.stop_soon()
+            for thread in threads:
+                thread.join()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         close_old_connections()
         try:
             super().execute_job(job, queue)
         finally:
             close_old_connections()
+
+
+class ThreadWorker(InProcessWorker):
+    """One more worker in a thread of a pool process. Signals reach the process's own worker,
+    which stops this one (`stop_soon`); it looks for that between jobs and at least every second."""
+
+    DEQUEUE_STEP_SECONDS = 1
+
+    def work(self, burst: bool = False, **kwargs) -> bool:
+        return SimpleWorker.work(self, burst=burst, **kwargs)
+
+    def stop_soon(self) -> None:
+        self._stop_requested = True
+
+    def _install_signal_handlers(self) -> None:
+        pass  # only the main thread may; the process's own worker has them
+
+    def subscribe(self) -> None:
+        pass  # rq's commands (stop, kill) reach the process's own worker, one channel per process
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        while not self._stop_requested:
+            # Idle for a step, rq returns None: time to look for a stop again.
+            result = super().dequeue_job_and_maintain_ttl(
+                self.DEQUEUE_STEP_SECONDS, self.DEQUEUE_STEP_SECONDS
+            )
+            if result is not None:
+                return result
+        return None
 
 
 class SchedulingWorkerPool(WorkerPool):

@@ -63,8 +63,9 @@ def groq_service_standin():
 
 
 @pytest.fixture
-def groq(groq_service_standin, settings):
-    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL."""
+def groq(groq_service_standin, settings, redis_conn):
+    """The Groq stand-in, emptied, as the service's GROQ_BASE_URL; what an earlier test taught
+    the service of Groq's budgets (in Redis) is forgotten."""
     from conversations.llm import get_groq_client
 
     groq_service_standin.reset()

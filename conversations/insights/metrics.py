@@ -59,6 +59,11 @@ PRIVATE_REPLIES_SENT = Counter(
     "Private replies to comments that Meta accepted, by channel",
     ["channel"],
 )
+LLM_CALLS = Counter(
+    "messenger_llm_calls",
+    "Chat completion calls to Groq, by model and outcome (answered; refused: 429 or 498; failed)",
+    ["model", "outcome"],
+)
 LLM_LATENCY = Histogram(
     "messenger_llm_latency_seconds",
     "Time Groq took to answer one completion request",

@@ -52,7 +52,7 @@ from conversations.services.conversations import conversation_get_or_create, con
 from conversations.services.delivery import error_description, message_character_limit, page_token_refused
 from conversations.services.handoff import handoff_message, handoff_record
 from conversations.services.ratelimit import rate_limit_allows
-from conversations.services.replies import jobs_requeue
+from conversations.services.replies import jobs_requeue, llm_job_timeout
 from conversations.text import text_storable
 from messenger.errors import (
     DeliveryError,
@@ -202,6 +202,7 @@ def comments_sweep() -> int:
         items=overdue,
         job_id=_job_id,
         enqueue=lambda comment_pk, job_id: _job_enqueue(comment_pk=comment_pk, job_id=job_id),
+        in_hand=lambda comment_pk: _comment_lock(comment_pk).locked(),
     )
     if queued:
         logger.info("Recovery sweep re-queued %d comment reply job(s)", queued)
@@ -225,7 +226,7 @@ def _comment_answer(*, comment: Comment, lock: Lock, final_attempt: bool) -> Non
             )
             return
         if comment.status == Comment.Status.RECEIVED:
-            _private_reply_write(comment=comment, page=page)
+            _private_reply_write(comment=comment, page=page, lock=lock)
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
         if comment.status == Comment.Status.SENDING:
@@ -241,7 +242,7 @@ def _comment_answer(*, comment: Comment, lock: Lock, final_attempt: bool) -> Non
         _comment_give_up(comment=comment, error=error)
 
 
-def _private_reply_write(*, comment: Comment, page: PageInfo) -> None:
+def _private_reply_write(*, comment: Comment, page: PageInfo, lock: Lock) -> None:
     """Ask the LLM for the private reply and store it (with the public reply to post after it),
     unless another run stored one meanwhile."""
     query = Message(
@@ -259,7 +260,14 @@ def _private_reply_write(*, comment: Comment, page: PageInfo) -> None:
         message_max_chars=settings.LLM_MESSAGE_MAX_CHARS,
         max_chars=settings.LLM_PROMPT_MAX_CHARS,
     )
-    completion = llm_complete(prompt=prompt)
+    completion = llm_complete(
+        prompt=prompt,
+        waiter=f"comment:{comment.pk}",
+        waiting_since=comment.received_at.timestamp(),
+        before_wait=lambda seconds: lock.extend(
+            seconds + settings.REPLY_LOCK_MARGIN_SECONDS, replace_ttl=True
+        ),
+    )
     text = (
         completion.text
         if completion.handoff_reason is None
@@ -468,7 +476,9 @@ def _handoff_alert_reason(comment: Comment) -> str:
 def _job_enqueue(*, comment_pk: int, job_id: str | None) -> str | None:
     retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
     try:
-        job = django_rq.get_queue(QUEUE_NAME).enqueue(REPLY_JOB, comment_pk, job_id=job_id, retry=retry)
+        job = django_rq.get_queue(QUEUE_NAME).enqueue(
+            REPLY_JOB, comment_pk, job_id=job_id, retry=retry, job_timeout=llm_job_timeout()
+        )
     except RedisError:
         logger.warning(
             "Could not queue comment reply job (Redis unavailable; the recovery sweep will): comment=%s",

@@ -186,7 +186,7 @@ def _summary_write(*, handoff: Handoff) -> str:
         max_chars=settings.LLM_PROMPT_MAX_CHARS,
     )
     try:
-        return llm_summarise(prompt=prompt)[:SUMMARY_MAX_CHARS]
+        return llm_summarise(prompt=prompt, waiter=f"handoff:{handoff.pk}")[:SUMMARY_MAX_CHARS]
     except LLMError as error:
         logger.warning(
             "Handoff summary not written, alerting without it: conversation=%s reason=%s",

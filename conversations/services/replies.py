@@ -23,7 +23,7 @@ from typing import TypeVar
 import django_rq
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
@@ -72,6 +72,11 @@ from messenger.window import Window, messaging_window
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _no_wait(seconds: float) -> None:
+    pass
+
 
 QUEUE_NAME = "default"
 REPLY_JOB = "conversations.jobs.reply_to_message"
@@ -137,7 +142,7 @@ def reply_produce(*, message_id: int, final_attempt: bool) -> None:
         return  # the person was forgotten meanwhile
     conversation = message.conversation
     with log_context(conversation_id=conversation.pk, mid=message.external_id):
-        lock = _conversation_lock(conversation)
+        lock = _conversation_lock(conversation.pk)
         if not lock.acquire(blocking=False):
             _reply_job_enqueue(message=message, delay=LOCK_WAIT_SECONDS)
             return
@@ -168,6 +173,7 @@ def replies_sweep() -> int:
         items=overdue,
         job_id=_reply_job_id,
         enqueue=lambda message, job_id: _reply_job_enqueue(message=message, job_id=job_id),
+        in_hand=lambda message: _conversation_lock(message.conversation_id).locked(),
     )
     if queued:
         logger.info("Recovery sweep re-queued %d reply job(s)", queued)
@@ -175,19 +181,24 @@ def replies_sweep() -> int:
 
 
 def jobs_requeue(
-    *, items: Iterable[T], job_id: Callable[[T], str], enqueue: Callable[[T, str | None], str | None]
+    *,
+    items: Iterable[T],
+    job_id: Callable[[T], str],
+    enqueue: Callable[[T, str | None], str | None],
+    in_hand: Callable[[T], bool],
 ) -> int:
     """Queue again the job of each of `items` (its id `job_id(item)`) unless that job still waits
-    to run; how many were queued. `enqueue(item, job_id)` queues one, None when it could not.
+    to run, or runs with the item's lock held (`in_hand(item)`: waiting for Groq's budget, say);
+    how many were queued. `enqueue(item, job_id)` queues one, None when it could not.
 
-    A "started" job may have died with its worker (RQ notices only minutes later); a second job
-    is harmless: the lock the first one holds keeps them from working at once, and the work is
-    idempotent. It gets its own id so neither overwrites the other.
+    A "started" job whose lock has expired died with its worker (RQ notices only minutes later);
+    a second job is harmless, the work being idempotent. It gets its own id so neither
+    overwrites the other.
     """
     queued = 0
     for item in items:
         status = _job_status(job_id(item))
-        if status in _WAITING_JOB_STATUSES:
+        if status in _WAITING_JOB_STATUSES or (status == JobStatus.STARTED and in_hand(item)):
             continue
         if enqueue(item, None if status == JobStatus.STARTED else job_id(item)):
             queued += 1
@@ -198,6 +209,13 @@ def jobs_requeue(
 
 
 def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attempt: bool) -> None:
+    def before_llm_wait(seconds: float) -> None:
+        # The lock lasts the wait for Groq's budget; a database connection is not held through it
+        # (a burst would otherwise keep one open per waiting thread).
+        lock.extend(seconds + settings.REPLY_LOCK_MARGIN_SECONDS, replace_ttl=True)
+        if not connection.in_atomic_block:
+            connection.close()
+
     # Re-read now, not when the job was queued: staff may have paused the bot meanwhile.
     conversation.refresh_from_db(fields=["bot_active", "person_last_wrote_at"])
     try:
@@ -227,7 +245,7 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
                 messages=waiting, before_each=lambda: lock.extend(lock_stretch, replace_ttl=True)
             ):
                 lock.reacquire()  # the LLM call gets a full period
-            reply = _reply_store(conversation=conversation, waiting=waiting)
+            reply = _reply_store(conversation=conversation, waiting=waiting, before_llm_wait=before_llm_wait)
             # The LLM call may have used most of the lock's time; the sends get a full period.
             lock.reacquire()
             try:
@@ -267,11 +285,14 @@ class ComposedReply:
     handoff_reason: str | None = None
 
 
-def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> ComposedReply:
+def reply_compose(
+    *, conversation: Conversation, waiting: list[Message], before_llm_wait: Callable[[float], None] = _no_wait
+) -> ComposedReply:
     """The answer to `waiting`: the LLM's, given the history and the knowledge that matches them.
 
     A tap on "Talk to a person" hands over with no LLM call; messages with nothing the LLM can
     read (no text, no voice message or image read by conversations.media) get a fixed reply.
+    Waiting for Groq's budget, the oldest replies go first; `before_llm_wait` as llm_complete's.
     """
     if handoff_requested(messages=waiting):
         return ComposedReply(text="", role=Message.Role.SYSTEM, handoff_reason=ASKED_FOR_A_PERSON)
@@ -293,7 +314,12 @@ def reply_compose(*, conversation: Conversation, waiting: list[Message]) -> Comp
         message_max_chars=settings.LLM_MESSAGE_MAX_CHARS,
         max_chars=settings.LLM_PROMPT_MAX_CHARS,
     )
-    completion = llm_complete(prompt=prompt)
+    completion = llm_complete(
+        prompt=prompt,
+        waiter=f"conversation:{conversation.pk}",
+        waiting_since=waiting[0].created_at.timestamp(),
+        before_wait=before_llm_wait,
+    )
     return ComposedReply(
         text=completion.text,
         role=Message.Role.AI,
@@ -332,12 +358,14 @@ def reply_record(
     return parts
 
 
-def _reply_store(*, conversation: Conversation, waiting: list[Message]) -> list[Message]:
+def _reply_store(
+    *, conversation: Conversation, waiting: list[Message], before_llm_wait: Callable[[float], None]
+) -> list[Message]:
     """The reply to `waiting`, stored as parts to send; `waiting` marked answered in the same transaction.
 
     No parts (and `waiting` left as it is) when the bot was paused meanwhile.
     """
-    reply = reply_compose(conversation=conversation, waiting=waiting)
+    reply = reply_compose(conversation=conversation, waiting=waiting, before_llm_wait=before_llm_wait)
     with transaction.atomic():
         # Staff may have taken over during the LLM call: their send pauses the bot in the
         # transaction that stores their message, so this row lock orders the two.
@@ -436,10 +464,17 @@ def _reply_job_enqueue(
     try:
         if delay:
             job = queue.enqueue_in(
-                timedelta(seconds=delay), REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry()
+                timedelta(seconds=delay),
+                REPLY_JOB,
+                message.pk,
+                job_id=job_id,
+                retry=_reply_retry(),
+                job_timeout=llm_job_timeout(),
             )
         else:
-            job = queue.enqueue(REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry())
+            job = queue.enqueue(
+                REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(), job_timeout=llm_job_timeout()
+            )
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
@@ -468,6 +503,15 @@ def _reply_retry() -> Retry:
     return Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
 
 
+def llm_job_timeout() -> int:
+    """The timeout of a job that asks the LLM: the queue's own, and whatever it may wait for
+    Groq's budget on top of it."""
+    return (
+        settings.RQ_QUEUES[QUEUE_NAME].get("DEFAULT_TIMEOUT", Queue.DEFAULT_TIMEOUT)
+        + settings.REPLY_MAX_WAIT_SECONDS
+    )
+
+
 def _reply_job_id(message: Message) -> str:
     # One id per message, so the sweep can tell whether its job is still alive.
     return f"reply-{message.pk}"
@@ -480,10 +524,11 @@ def _job_status(job_id: str) -> JobStatus | None:
         return None
 
 
-def _conversation_lock(conversation: Conversation) -> Lock:
-    # Held for one LLM call and a few sends; expires by itself if the worker is killed.
+def _conversation_lock(conversation_id: int) -> Lock:
+    # Held for one LLM call and a few sends (stretched while it waits for Groq's budget);
+    # expires by itself if the worker is killed.
     return _redis().lock(
-        f"replies:conversation:{conversation.pk}",
+        f"replies:conversation:{conversation_id}",
         timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS,
     )
 

@@ -98,8 +98,18 @@ class GraphStandInClient(StandInClient):
         return f"{self.url}/cdn/{name}"
 
 
+class GroqStandInClient(StandInClient):
+    """Drives the Groq stand-in, its quota included (devtools/standins/groq.py)."""
+
+    def quota(self, *, requests: int, window_seconds: float, model: str | None = None) -> None:
+        """Allow `requests` chat calls per model (or to `model` only) in each window of `window_seconds`."""
+        self._control(
+            "POST", "/_quota", {"requests": requests, "window_seconds": window_seconds, "model": model}
+        )
+
+
 # The client of each stand-in that has control routes of its own.
-_CLIENTS: dict[str, type[StandInClient]] = {"graph": GraphStandInClient}
+_CLIENTS: dict[str, type[StandInClient]] = {"graph": GraphStandInClient, "groq": GroqStandInClient}
 
 
 @contextlib.contextmanager

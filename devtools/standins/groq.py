@@ -16,8 +16,11 @@ Recorded calls also carry "tools", the names of the tools the request offered, a
 vision request's images ({"data_url": true, "bytes": n} or {"url": ...}). Like gpt-oss models a
 chat also returns `reasoning`, which clients must not show. Token counts are word counts. Every
 answer carries Groq's x-ratelimit-* headers (the request budget counts down with the calls).
-Scripted errors answer with Groq's error JSON; a 429 carries `retry-after: 1` unless the
-script's headers say otherwise. Recorded calls carry "prompt" (a chat's last user text, or a
+A quota (`POST /_quota {"requests": n, "window_seconds": s}`, optionally `"model"`: that
+model only) allows n chat calls per model in each window of s seconds; past it a call gets
+Groq's 429 with `retry-after` (whole seconds to the window's end), and the headers count that
+window down. `/_stats` counts the refused calls. Scripted errors answer with Groq's error
+JSON; a 429 carries `retry-after: 1` unless the script's headers say otherwise. Recorded calls carry "prompt" (a chat's last user text, or a
 transcription's file name), "model" and, for a transcription, "file_bytes"; `started` / `ended`
 and `/_stats` max_in_flight show whether calls overlapped.
 
@@ -30,12 +33,16 @@ import email.parser
 import email.policy
 import hashlib
 import json
+import math
 import re
+import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from devtools.standins.client import GroqStandInClient
 from devtools.standins.server import Reply, Request, StandIn, StandInServer, main
 
 CHAT_PATH = "/openai/v1/chat/completions"
@@ -93,10 +100,68 @@ def _groq_error(*, status: int, message: str | None = None) -> Reply:
     )
 
 
+class _Quota:
+    """A fixed window of `requests` calls every `window_seconds`, as Groq's 429s and headers show it."""
+
+    def __init__(self, *, requests: int, window_seconds: float) -> None:
+        self.requests, self.window_seconds = requests, window_seconds
+        self._window_start, self._used = time.monotonic(), 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[bool, dict[str, str]]:
+        """Whether one more call fits, and the headers its answer carries."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window_start >= self.window_seconds:
+                self._window_start, self._used = now, 0
+            allowed = self._used < self.requests
+            self._used += allowed
+            reset = self._window_start + self.window_seconds - now
+            headers = {
+                "x-ratelimit-limit-requests": str(self.requests),
+                "x-ratelimit-remaining-requests": str(self.requests - self._used),
+                "x-ratelimit-reset-requests": f"{reset:.2f}s",
+            }
+            if not allowed:
+                headers["retry-after"] = str(max(math.ceil(reset), 1))
+            return allowed, headers
+
+
 class GroqServer(StandInServer):
     def reset(self) -> None:
         super().reset()
         self._answered = 0
+        self._refused = 0
+        self._quota: dict[str, Any] | None = None  # {"requests", "window_seconds", "model"}
+        self._quotas: dict[str, _Quota] = {}
+
+    def control(self, request: Request) -> Reply:
+        if (request.method, request.path) == ("POST", "/_quota"):
+            quota = request.json if isinstance(request.json, dict) else {}
+            with self._lock:
+                self._quota, self._quotas = quota or None, {}
+            return Reply(status=200, body={"ok": True})
+        reply = super().control(request)
+        if request.path == "/_stats" and reply.status == 200:
+            with self._lock:
+                return Reply(status=200, body={**reply.body, "refused": self._refused})
+        return reply
+
+    def _quota_take(self, model: str) -> tuple[bool, dict[str, str]]:
+        with self._lock:
+            quota = self._quota
+            if not quota or quota.get("model") not in (None, model):
+                return True, {}
+            if model not in self._quotas:
+                self._quotas[model] = _Quota(
+                    requests=int(quota["requests"]), window_seconds=float(quota["window_seconds"])
+                )
+            counter = self._quotas[model]
+        allowed, headers = counter.take()
+        if not allowed:
+            with self._lock:
+                self._refused += 1
+        return allowed, headers
 
     def kind_of(self, request: Request) -> str:
         if (request.method, request.path) == ("POST", TRANSCRIPTION_PATH):
@@ -134,14 +199,20 @@ class GroqServer(StandInServer):
             return _groq_error(status=404, message=f"Unknown request URL: {request.method} {request.path}")
         if not request.headers.get("authorization", "").removeprefix("Bearer ").strip():
             return _groq_error(status=401)
+        quota_headers: dict[str, str] = {}
+        if kind != "transcription":
+            body = request.json if isinstance(request.json, dict) else {}
+            allowed, quota_headers = self._quota_take(str(body.get("model")))
+            if not allowed:
+                refused = _groq_error(status=429)
+                return replace(refused, headers={**refused.headers, **quota_headers})
         reply = self._transcription_answer(request, script=script) if kind == "transcription" else None
         reply = reply or self._chat_answer(request, kind=kind, script=script)
         with self._lock:
             self._answered += 1
             answered = self._answered
-        return Reply(
-            status=reply.status, body=reply.body, headers={**_rate_limit_headers(answered), **reply.headers}
-        )
+        headers = {**_rate_limit_headers(answered), **quota_headers, **reply.headers}
+        return Reply(status=reply.status, body=reply.body, headers=headers)
 
     def _transcription_answer(self, request: Request, *, script: dict[str, Any]) -> Reply:
         form = _form(request)
@@ -191,7 +262,7 @@ class GroqServer(StandInServer):
         )
 
 
-class GroqStandIn(StandIn):
+class GroqStandIn(StandIn, GroqStandInClient):
     server_class = GroqServer
 
 

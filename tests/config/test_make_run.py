@@ -21,7 +21,7 @@ from devtools.processes import BASE_DIR, PrivateRedis, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
-RQ_WORKERS = 10  # the default
+RQ_WORKERS, RQ_THREADS = 2, 32  # the defaults: a worker each thread of each process
 # What a fresh clone does not have.
 CLONE_LEAVES_OUT = (
     ".git",
@@ -103,7 +103,10 @@ def test_in_development_it_listens_on_this_machine_only(make_run):
 
 
 def test_ctrl_c_stops_web_and_worker_at_once_and_cleanly(make_run):
-    wait_for(lambda: len(Worker.all(connection=make_run.redis)) == RQ_WORKERS, message="the RQ workers")
+    wait_for(
+        lambda: len(Worker.all(connection=make_run.redis)) == RQ_WORKERS * RQ_THREADS,
+        message="the RQ workers",
+    )
 
     started = time.monotonic()
     os.killpg(make_run.process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C

@@ -27,7 +27,7 @@ PROMPT = (
 
 
 @pytest.fixture
-def groq_standin(groq_service_standin):
+def groq_standin(groq_service_standin, redis_conn):
     groq_service_standin.reset()
     return groq_service_standin
 
@@ -168,7 +168,7 @@ def test_llm_complete_uses_the_settings_and_groq_base_url(groq_standin, settings
     settings.GROQ_MODEL = "openai/gpt-oss-20b"
     settings.GROQ_TIMEOUT_SECONDS = 7.5
 
-    completion = llm_complete(prompt=PROMPT)
+    completion = llm_complete(prompt=PROMPT, waiter="conversation:1", waiting_since=time.time())
 
     [call] = groq_standin.calls()
     assert completion.model == "openai/gpt-oss-20b"
@@ -198,7 +198,13 @@ def test_the_stand_in_counts_overlapping_calls(groq_standin, client):
         thread.join()
 
     calls = groq_standin.calls()
-    assert groq_standin.stats() == {"calls": 3, "kinds": {"chat": 3}, "in_flight": 0, "max_in_flight": 3}
+    assert groq_standin.stats() == {
+        "calls": 3,
+        "kinds": {"chat": 3},
+        "in_flight": 0,
+        "max_in_flight": 3,
+        "refused": 0,
+    }
     assert sorted(call["prompt"] for call in calls) == ["prompt 0", "prompt 1", "prompt 2"]
     assert all(call["ended"] - call["started"] >= 0.3 for call in calls)
 

@@ -24,7 +24,7 @@ class Command(BaseCommand):
             "--num-workers",
             type=int,
             default=settings.RQ_WORKERS,
-            help="worker processes, each one job at a time (default: RQ_WORKERS)",
+            help="worker processes, each running RQ_THREADS jobs at once (default: RQ_WORKERS)",
         )
 
     def handle(self, *args, queues: list[str], num_workers: int, verbosity: int, **options) -> None:

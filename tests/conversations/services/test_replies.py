@@ -266,7 +266,7 @@ def test_an_unstorable_character_in_the_handoff_reason_is_cleaned_and_the_handof
 
 def test_a_transient_llm_error_is_raised_for_rq_to_retry(services, conversation):
     graph, groq = services
-    groq.script([{"status": 429}])
+    groq.script([{"status": 503}])
     message = client_message(conversation)
 
     with pytest.raises(TransientLLMError):
