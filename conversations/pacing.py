@@ -34,6 +34,9 @@ _BUDGET_TTL_SECONDS = 86400
 WAITER_TTL_SECONDS = 15
 # A caller sleeps at most this long before asking again, so it notices a budget refilled early.
 WAIT_STEP_SECONDS = 5.0
+# Added to every reset Groq announces: its clock and ours differ, and the answer took time to
+# arrive; calling a moment early would be refused.
+_RESET_MARGIN_SECONDS = 0.25
 # How soon a caller asks again while the answer that tells a budget is awaited.
 _POLL_SECONDS = 0.2
 # After a 429 or 498 that says nothing of when to come back.
@@ -100,21 +103,22 @@ redis.call('EXPIRE', KEYS[2], waiter_ttl * 4)
 return {0, tostring(soonest)}
 """
 
-# KEYS: one model's budget hash. ARGV: now, budget TTL, then pairs of field and value from the
+# KEYS: one model's budget hash. ARGV: now, budget TTL, reset margin, then pairs of field and value from the
 # answer: limit, remaining, reset_in, tokens, tokens_reset_in, refused_for (absent = not told).
 _OBSERVE = """
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, ttl, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local told = {}
-for i = 3, #ARGV, 2 do told[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do told[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset_at', 'rolled', 'tokens', 'tokens_reset_at')
 redis.call('HDEL', KEYS[1], 'probe_until')
 if told.refused_for then
   -- Refused: nothing more until Groq says; a budget never known gets a limit of one meanwhile.
-  local reset_at = now + told.refused_for
-  if b[3] and tonumber(b[3]) > reset_at then reset_at = tonumber(b[3]) end
+  -- A later end already known stands, unless it was only a roll's guess.
+  local reset_at = now + told.refused_for + margin
+  if b[3] and tonumber(b[4]) ~= 1 and tonumber(b[3]) > reset_at then reset_at = tonumber(b[3]) end
   redis.call('HSET', KEYS[1], 'limit', told.limit or b[1] or 1, 'remaining', 0, 'reset_at', reset_at, 'rolled', 0)
 elseif told.remaining and told.reset_in then
-  local reset_at = now + told.reset_in
+  local reset_at = now + told.reset_in + margin
   if not b[1] or not b[3] or now >= tonumber(b[3]) then
     redis.call('HSET', KEYS[1], 'remaining', told.remaining, 'reset_at', reset_at, 'rolled', 0)
   else
@@ -126,7 +130,7 @@ elseif told.remaining and told.reset_in then
   redis.call('HSET', KEYS[1], 'limit', told.limit or b[1] or (told.remaining + 1))
 end
 if told.tokens and told.tokens_reset_in then
-  local tokens, tokens_reset_at = told.tokens, now + told.tokens_reset_in
+  local tokens, tokens_reset_at = told.tokens, now + told.tokens_reset_in + margin
   if b[5] and b[6] and now < tonumber(b[6]) then tokens = math.min(tokens, tonumber(b[5])) end
   redis.call('HSET', KEYS[1], 'tokens', tokens, 'tokens_reset_at', tokens_reset_at)
 end
@@ -210,7 +214,7 @@ def budget_observe(*, model: str, headers: Mapping[str, str] | None, refused: bo
         retry_after = _header_number((headers or {}).get("retry-after"), float)
         told["refused_for"] = retry_after if retry_after is not None else told.get("reset_in", 0.0)
         told["refused_for"] = told["refused_for"] or _REFUSED_DEFAULT_SECONDS
-    args: list[object] = [time.time(), _BUDGET_TTL_SECONDS]
+    args: list[object] = [time.time(), _BUDGET_TTL_SECONDS, _RESET_MARGIN_SECONDS]
     for field, value in told.items():
         args += [field, value]
     try:
