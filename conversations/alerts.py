@@ -12,7 +12,6 @@ import enum
 import logging
 from datetime import timedelta
 
-import django_rq
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 
 from conversations.models import Comment, Conversation
+from conversations.queues import queue_default, redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +81,13 @@ def alert_raise(
     # The token's alert stands until the token works again (alert_token_works).
     repeat_after = None if kind is AlertKind.TOKEN_REFUSED else REPEAT_AFTER
     try:
-        connection = django_rq.get_connection()
+        connection = redis_connection()
         key = _key(
             kind, _subject(kind=kind, conversation_id=conversation_id, page_id=page_id, comment_id=comment_id)
         )
         if not connection.set(key, 1, nx=True, ex=repeat_after):
             return
-        queue = django_rq.get_queue()
+        queue = queue_default()
         for channel in channels:
             queue.enqueue(
                 DELIVER_JOB,
@@ -110,7 +110,7 @@ def alert_raise(
 
 def alert_token_works(*, page_id: str) -> None:
     """The Page's token works (again): its next refusal is alerted."""
-    django_rq.get_connection().delete(_key(AlertKind.TOKEN_REFUSED, page_id))
+    redis_connection().delete(_key(AlertKind.TOKEN_REFUSED, page_id))
 
 
 def alert_deliver(

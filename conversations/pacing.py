@@ -19,8 +19,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import django_rq
 from redis.exceptions import RedisError
+
+from conversations.queues import redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -254,4 +255,4 @@ def _script(source: str):
 
 
 def _redis():
-    return django_rq.get_connection("default")
+    return redis_connection()

@@ -12,6 +12,7 @@ searched too, at half weight. A floor (KNOWLEDGE_MIN_RANK) drops the weakest mat
 SQLite, for development, counts the whole words an article shares with the message instead.
 """
 
+import contextlib
 import functools
 import logging
 import math
@@ -73,7 +74,9 @@ def knowledge_relevant(
         if previous is not None:
             text = f"{previous.text} {text}"
     try:
-        with transaction.atomic():
+        # Inside a caller's transaction a failed search must not break it: a savepoint. Outside
+        # one a failed query breaks nothing, and a transaction would be two round trips for nothing.
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
             return knowledge_search(text=text, page_id=page_id)
     except (DatabaseError, RedisError, OSError):
         logger.exception("Knowledge search failed; answering without knowledge")

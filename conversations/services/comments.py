@@ -31,7 +31,6 @@ import functools
 import logging
 from datetime import datetime, timedelta
 
-import django_rq
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -47,6 +46,7 @@ from conversations.llm import Completion, TransientLLMError, llm_complete
 from conversations.models import ChannelIdentity, Comment, Contact, Conversation, Handoff, Message
 from conversations.pages import PageInfo, PageNotConnectedError, pages_current
 from conversations.prompts import COMMENT_REPLY_INSTRUCTIONS, comment_details, prompt_build
+from conversations.queues import queue_default, redis_connection
 from conversations.selectors import comments_needing_reply_job, system_prompt_current, tombstone_covers
 from conversations.services.conversations import conversation_get_or_create, conversation_touch
 from conversations.services.delivery import error_description, message_character_limit, page_token_refused
@@ -65,7 +65,6 @@ from messenger.graph import OUR_METADATA_MARKER, SentMessage, split_message
 
 logger = logging.getLogger(__name__)
 
-QUEUE_NAME = "default"
 REPLY_JOB = "conversations.jobs.comment_reply"
 # Meta takes a private reply within 7 days of the comment.
 MAX_AGE = timedelta(days=7)
@@ -476,7 +475,7 @@ def _handoff_alert_reason(comment: Comment) -> str:
 def _job_enqueue(*, comment_pk: int, job_id: str | None) -> str | None:
     retry = Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
     try:
-        job = django_rq.get_queue(QUEUE_NAME).enqueue(
+        job = queue_default().enqueue(
             REPLY_JOB, comment_pk, job_id=job_id, retry=retry, job_timeout=llm_job_timeout()
         )
     except RedisError:
@@ -497,7 +496,7 @@ def _job_id(comment_pk: int) -> str:
 
 def _comment_lock(comment_pk: int) -> Lock:
     # Held for one LLM call and two Graph calls; expires by itself if the worker is killed.
-    return django_rq.get_connection(QUEUE_NAME).lock(
+    return redis_connection().lock(
         f"comments:comment:{comment_pk}",
         timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS,
     )

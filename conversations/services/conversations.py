@@ -3,7 +3,6 @@
 import logging
 from datetime import datetime, timedelta
 
-import django_rq
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,6 +12,7 @@ from redis.exceptions import RedisError
 
 from conversations.models import ChannelIdentity, Contact, Conversation
 from conversations.pages import graph_client_for
+from conversations.queues import queue_default
 from conversations.services.forgetting import contact_traces_erase
 from messenger.errors import DeliveryError, TransientDeliveryError
 
@@ -108,7 +108,7 @@ def conversation_staff_answered(*, conversation: Conversation) -> None:
 def contact_profile_schedule(*, contact_id: int) -> None:
     """Queue the job that fetches the contact's profile; if Redis is down, the hourly sweep will."""
     try:
-        django_rq.get_queue().enqueue(PROFILE_JOB, contact_id=contact_id)
+        queue_default().enqueue(PROFILE_JOB, contact_id=contact_id)
     except RedisError as error:
         logger.warning("Profile job not queued (Redis unavailable): contact=%s %s", contact_id, error)
 

@@ -61,7 +61,8 @@ def outgoing_text_store(
         else {}
     )
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint: inside a caller's transaction the parts are stored or rolled back with it.
+    with transaction.atomic(savepoint=False):
         messages = [
             Message.objects.create(
                 conversation=conversation,

@@ -15,7 +15,6 @@ import functools
 import logging
 from datetime import datetime, timedelta
 
-import django_rq
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +27,7 @@ from conversations.llm import LLMError, llm_summarise
 from conversations.models import Conversation, Handoff, Message
 from conversations.pages import PageInfo, page_for_conversation
 from conversations.prompts import summary_prompt_build
+from conversations.queues import queue_default, redis_connection
 from conversations.services.delivery import outgoing_text_store
 
 logger = logging.getLogger(__name__)
@@ -201,14 +201,14 @@ def _summary_write(*, handoff: Handoff) -> str:
 def _summary_job_enqueue(*, handoff_id: int) -> bool:
     """Queue the handoff's summary job unless it was queued within the job's time; whether it was."""
     try:
-        if not django_rq.get_connection().set(
+        if not redis_connection().set(
             _SUMMARY_QUEUED_KEY.format(handoff=handoff_id),
             1,
             nx=True,
             ex=round(settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS) + _SUMMARY_QUEUED_MARGIN_SECONDS,
         ):
             return False
-        job = django_rq.get_queue().enqueue(SUMMARY_JOB, handoff_id=handoff_id, result_ttl=0)
+        job = queue_default().enqueue(SUMMARY_JOB, handoff_id=handoff_id, result_ttl=0)
     except RedisError as error:
         logger.warning(
             "Handoff summary not queued (Redis unavailable; the recovery sweep will): handoff=%s %s",

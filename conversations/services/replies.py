@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
-import django_rq
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import connection, transaction
 from django.db.models import Q
-from django.dispatch import receiver
 from django.utils import timezone
-from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 from rq import Queue, Retry
@@ -45,6 +41,7 @@ from conversations.media.services import attachment_seconds, media_readable, med
 from conversations.models import Conversation, Handoff, KnowledgeArticle, Message
 from conversations.pages import graph_client_for, page_for_conversation
 from conversations.prompts import message_mentions_story, prompt_build
+from conversations.queues import QUEUE_NAME, queue_default, redis_connection
 from conversations.services.conversations import conversation_bot_resume
 from conversations.services.csat import csat_answer, csat_question_store
 from conversations.services.data_deletion import data_deletion_answer
@@ -78,7 +75,6 @@ def _no_wait(seconds: float) -> None:
     pass
 
 
-QUEUE_NAME = "default"
 REPLY_JOB = "conversations.jobs.reply_to_message"
 # Fixed texts, never written by the LLM.
 APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
@@ -137,6 +133,7 @@ def conversation_hand_back(*, conversation: Conversation) -> bool:
 
 def reply_produce(*, message_id: int, final_attempt: bool) -> None:
     """What the reply job does for the conversation of `message_id` (see the module's docstring)."""
+    # Read when the job runs, not when it was queued: staff may have paused the bot meanwhile.
     message = Message.objects.select_related("conversation__identity__contact").filter(pk=message_id).first()
     if message is None:
         return  # the person was forgotten meanwhile
@@ -216,8 +213,6 @@ def _conversation_answer(*, conversation: Conversation, lock: Lock, final_attemp
         if not connection.in_atomic_block:
             connection.close()
 
-    # Re-read now, not when the job was queued: staff may have paused the bot meanwhile.
-    conversation.refresh_from_db(fields=["bot_active", "person_last_wrote_at"])
     try:
         waiting = selectors.messages_awaiting_reply(conversation=conversation)
         # A request to be deleted is answered whatever the bot's state.
@@ -460,7 +455,7 @@ def _reply_job_enqueue(
 ) -> str | None:
     """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down."""
     sender = sender or _psid(message.conversation)
-    queue = _reply_queue()
+    queue = queue_default()
     try:
         if delay:
             job = queue.enqueue_in(
@@ -487,18 +482,6 @@ def _reply_job_enqueue(
     return job.id
 
 
-@functools.cache
-def _reply_queue() -> Queue:
-    # One per process: each new one builds a Redis client and asks the server for its version.
-    return django_rq.get_queue(QUEUE_NAME)
-
-
-@receiver(setting_changed)
-def _reply_queue_forget(*, setting: str, **kwargs: object) -> None:
-    if setting == "RQ_QUEUES":  # tests point the queue at another Redis
-        _reply_queue.cache_clear()
-
-
 def _reply_retry() -> Retry:
     return Retry(max=len(settings.REPLY_RETRY_INTERVALS), interval=settings.REPLY_RETRY_INTERVALS)
 
@@ -519,7 +502,7 @@ def _reply_job_id(message: Message) -> str:
 
 def _job_status(job_id: str) -> JobStatus | None:
     try:
-        return Job.fetch(job_id, connection=_redis()).get_status()
+        return Job.fetch(job_id, connection=redis_connection()).get_status()
     except NoSuchJobError:
         return None
 
@@ -527,14 +510,10 @@ def _job_status(job_id: str) -> JobStatus | None:
 def _conversation_lock(conversation_id: int) -> Lock:
     # Held for one LLM call and a few sends (stretched while it waits for Groq's budget);
     # expires by itself if the worker is killed.
-    return _redis().lock(
+    return redis_connection().lock(
         f"replies:conversation:{conversation_id}",
         timeout=settings.GROQ_TIMEOUT_SECONDS + settings.REPLY_LOCK_MARGIN_SECONDS,
     )
-
-
-def _redis() -> Redis:
-    return django_rq.get_connection(QUEUE_NAME)
 
 
 def _psid(conversation: Conversation) -> str:

@@ -12,7 +12,7 @@ from conversations.workers import InProcessWorker
 REASON = "Jane Roe (+1 555 0100) wants a refund for order 5521"
 
 
-def test_a_delivered_alert_leaves_no_trace_in_the_logs_or_in_redis(alert_webhook, redis_conn, caplog):
+def test_a_delivered_alert_leaves_no_trace_in_the_logs_or_in_redis(alert_webhook, redis_conn, caplog, db):
     alert_raise(kind=AlertKind.HANDOFF, reason=REASON)
     queue = get_queue()
     [job_id] = queue.get_job_ids()
