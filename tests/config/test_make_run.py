@@ -76,7 +76,13 @@ def make_run(tmp_path_factory):
         )
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            # As Ctrl-C: make run stops the web and worker it started, which a SIGKILL of its
+            # group would leave running.
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         redis_server.kill()
 
