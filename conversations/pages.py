@@ -61,6 +61,8 @@ class PageInfo:
     # Blank: the service's defaults (conversations.services.replies, .handoff).
     system_prompt: str = ""
     handoff_message: str = ""
+    business_hours: str = ""
+    handoff_message_closed: str = ""
     # FACEBOOK_PAGE_ACCESS_TOKEN's Page; its page_id is "" while FACEBOOK_PAGE_ID is unset and
     # no event or conversation names it.
     from_environment: bool = False
@@ -223,6 +225,8 @@ def _pages_load() -> Pages:
             instagram_username=page.instagram_username,
             system_prompt=page.system_prompt.strip(),
             handoff_message=page.handoff_message.strip(),
+            business_hours=page.business_hours.strip(),
+            handoff_message_closed=page.handoff_message_closed.strip(),
         )
         by_page_id[page.page_id] = info
         if page.instagram_account_id:

@@ -83,13 +83,15 @@ def handoff_settings(*, page: PageInfo | None) -> HandoffSettings:
     """The handoff settings that hold for a conversation with `page` (None: the console's, or a
     Page no longer connected): every reader of them asks here.
 
-    The Page's handoff message, else the settings'; hours, the closed message and CSAT are the
-    settings' for every Page.
+    The Page's handoff messages and business hours, else the settings'; CSAT is the settings'
+    for every Page.
     """
     return HandoffSettings(
         message=(page and page.handoff_message) or settings.HANDOFF_MESSAGE,
-        message_closed=settings.HANDOFF_MESSAGE_CLOSED,
-        hours=business_hours_parse(settings.BUSINESS_HOURS, time_zone=settings.TIME_ZONE),
+        message_closed=(page and page.handoff_message_closed) or settings.HANDOFF_MESSAGE_CLOSED,
+        hours=business_hours_parse(
+            (page and page.business_hours) or settings.BUSINESS_HOURS, time_zone=settings.TIME_ZONE
+        ),
         csat_enabled=settings.CSAT_ENABLED,
         csat_question=settings.CSAT_QUESTION,
         csat_thanks=settings.CSAT_THANKS,

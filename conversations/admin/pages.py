@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from conversations.models import Page
 from conversations.services.pages import (
+    PAGE_SETTINGS,
     PageConnectError,
     page_connect,
     page_disconnect,
@@ -48,10 +49,9 @@ class PageAdmin(admin.ModelAdmin):
         "token_error",
         "connected_at",
         "disconnected_at",
-        "system_prompt",
-        "handoff_message",
+        *PAGE_SETTINGS,
     ]
-    readonly_fields = [field for field in fields if field not in ("system_prompt", "handoff_message")]
+    readonly_fields = [field for field in fields if field not in PAGE_SETTINGS]
     actions = ["disconnect"]
 
     @admin.display(description="Instagram", ordering="instagram_username")

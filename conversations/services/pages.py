@@ -121,10 +121,14 @@ def page_disconnect(*, page_id: str) -> Page:
     return page
 
 
+# What staff may set for one Page; blank means the service's setting.
+PAGE_SETTINGS = ("system_prompt", "handoff_message", "business_hours", "handoff_message_closed")
+
+
 def page_settings_update(*, page: Page) -> Page:
-    """Save staff's edits of a Page's own system prompt and handoff message."""
+    """Save staff's edits of a Page's own system prompt, handoff messages and business hours."""
     with transaction.atomic():
-        page.save(update_fields=["system_prompt", "handoff_message"])
+        page.save(update_fields=list(PAGE_SETTINGS))
         pages_changed()
     return page
 

@@ -1,11 +1,15 @@
 """The connected Pages in the admin, and the conversations' Page and channel."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from conversations.models import ChannelIdentity, Contact, Conversation, Page
 from conversations.pages import pages_current
+from conversations.services.handoff import handoff_message
 from tests.pages import page_connected
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +86,28 @@ def test_a_pages_prompt_and_handoff_message_are_edited_and_every_process_sees_th
     page = pages_current().get(page_id="2002")
     assert (page.system_prompt, page.handoff_message) == ("You are Shop Aarhus's assistant.", "Hold on!")
     assert page.access_token == TOKEN  # the token is no form field: left as it was
+
+
+def test_a_pages_business_hours_and_closed_message_hold_for_its_conversations(
+    admin_client, shop, settings, django_capture_on_commit_callbacks
+):
+    settings.TIME_ZONE = "Europe/Copenhagen"
+    settings.BUSINESS_HOURS = ""  # the service is always open; the Shop is not
+    change = reverse("admin:conversations_page_change", args=[shop.pk])
+
+    refused = admin_client.post(change, {"business_hours": "mon-fry 09:00-17:00"})
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = admin_client.post(
+            change, {"business_hours": "mon-fri 09:00-17:00", "handoff_message_closed": "Shop opens {opens}."}
+        )
+
+    assert refused.status_code == 200
+    assert "fry" in refused.content.decode() and "errorlist" in refused.content.decode()
+    assert saved.status_code == 302
+    page = pages_current().get(page_id="2002")
+    friday_night = datetime(2025, 6, 6, 23, 30, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    assert handoff_message(page=page, at=friday_night) == "Shop opens Monday at 09:00."
+    assert handoff_message(page=None, at=friday_night) == settings.HANDOFF_MESSAGE
 
 
 def test_disconnecting_from_the_list_stops_answering_the_page(
