@@ -142,7 +142,15 @@ def test_in_development_it_listens_on_this_machine_only(make_run):
 
 
 def test_ctrl_c_stops_web_and_worker_at_once_and_cleanly(make_run):
-    wait_for(lambda: len(Worker.all(connection=make_run.redis)) == RQ_WORKERS, message="the RQ workers")
+    # Each worker past its start: rq registers a worker before it installs its signal handlers,
+    # and only then leaves the "started" state (for idle, or busy with a periodic job).
+    wait_for(
+        lambda: (
+            [worker.get_state() for worker in Worker.all(connection=make_run.redis)].count("started") == 0
+            and len(Worker.all(connection=make_run.redis)) == RQ_WORKERS
+        ),
+        message="the RQ workers",
+    )
 
     stopping = [make_run.process.pid, *process_descendants(make_run.process.pid)]
     os.killpg(make_run.process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
