@@ -267,10 +267,32 @@ def _answers(url: str) -> bool:
     return True
 
 
+# pytest-xdist workers for `make test`: one per core of the 2-core machines the project runs on.
+# Each file runs whole on one worker (a module's end-to-end stack starts once); tests/settings.py
+# gives each worker its own databases, Redis database, metrics and files.
+TEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+
+
+def xdist_chosen(pytest_args: list[str]) -> bool:
+    """Whether the arguments already say how to distribute (or not): -n/--numprocesses, --dist,
+    or -p no:xdist."""
+    for index, arg in enumerate(pytest_args):
+        if arg in ("-n", "--numprocesses", "--dist") or arg.startswith(("--numprocesses=", "--dist=")):
+            return True
+        if arg.startswith("-n") and arg[2:].isalnum():  # -n2, -nauto
+            return True
+        if arg.removeprefix("-p").strip() == "no:xdist" or (
+            arg == "-p" and pytest_args[index + 1 : index + 2] == ["no:xdist"]
+        ):
+            return True
+    return False
+
+
 def test(pytest_args: list[str]) -> None:
     # A database index of its own, so the suite's flushes never touch development queues.
     ensure_redis(database=15)
-    completed = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR)
+    workers = [] if xdist_chosen(pytest_args) else TEST_WORKERS
+    completed = subprocess.run([sys.executable, "-m", "pytest", *workers, *pytest_args], cwd=BASE_DIR)
     sys.exit(completed.returncode)
 
 

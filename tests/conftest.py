@@ -5,6 +5,9 @@ from django_rq import get_connection
 from devtools.standins.chat_webhook import WebhookStandIn
 from devtools.standins.graph import GraphStandIn
 from devtools.standins.groq import GroqStandIn
+from tests import migrated_rows
+
+migrated_rows.connect()
 
 
 def pytest_report_header(config):

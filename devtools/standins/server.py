@@ -110,6 +110,9 @@ class StandInServer(ThreadingHTTPServer):
             self._default: dict[str, Any] = {}
             self._in_flight = 0
             self._max_in_flight = 0
+            # The calls begun since the reset and not ended: one still answering from before it
+            # (a client that gave up on a delayed answer) must not count in the new counts.
+            self._open: set[int] = set()
 
     def begin(self, request: Request) -> dict[str, Any]:
         record = {
@@ -127,6 +130,7 @@ class StandInServer(ThreadingHTTPServer):
         }
         with self._lock:
             self._calls.append(record)
+            self._open.add(id(record))
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         return record
@@ -135,7 +139,9 @@ class StandInServer(ThreadingHTTPServer):
         with self._lock:
             record["status"] = status
             record["ended"] = time.time()
-            self._in_flight -= 1
+            if id(record) in self._open:
+                self._open.remove(id(record))
+                self._in_flight -= 1
 
     def reply_for(self, request: Request, *, kind: str) -> Reply:
         script = self._next_script(kind)
@@ -222,9 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
         reply = None
         try:
             reply = self.server.reply_for(request, kind=record["kind"])
-            self._write(reply)
         finally:
+            # Ended before the answer goes out: a client that has its answer finds the call
+            # ended in /_calls and /_stats, however late this thread gets a CPU again.
             self.server.end(record, status=reply.status if reply else None)
+        self._write(reply)
 
     def _read_request(self) -> Request:
         url = urlsplit(self.path)

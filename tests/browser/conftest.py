@@ -1,12 +1,9 @@
 """The browser tests' web process (its Graph API the stand-in) and the moderator they log in as."""
 
-from importlib import import_module
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.contrib.auth.models import Group, Permission
-from django.db.models import Q
+from django.contrib.auth.models import Group
 
 from devtools.processes import start_web
 from tests.browser.chromium import CHROMIUM, MODERATOR, PASSWORD
@@ -32,25 +29,6 @@ def moderator(db):
     user = get_user_model().objects.create(
         username=MODERATOR, password=hasher.encode(PASSWORD, hasher.salt()), is_staff=True
     )
-    user.groups.add(_moderators())
+    # As the migrations made it (a flush puts it back: tests/migrated_rows.py).
+    user.groups.add(Group.objects.get(name="Moderators"))
     return user
-
-
-def _moderators() -> Group:
-    """The Moderators group as migrations 0003 and 0008 made it: a test that flushed the database
-    before (end-to-end tests do) took it away with the migrations' other data."""
-    group, _ = Group.objects.get_or_create(name="Moderators")
-    if not group.permissions.exists():
-        wanted = [
-            *import_module("conversations.migrations.0003_moderators").PERMISSIONS,
-            *(
-                ("conversations", name)
-                for name in import_module("conversations.migrations.0008_knowledge").MODERATOR_PERMISSIONS
-            ),
-        ]
-        query = Q.create(
-            [Q(content_type__app_label=app_label, codename=codename) for app_label, codename in wanted],
-            connector=Q.OR,
-        )
-        group.permissions.set(Permission.objects.filter(query))
-    return group

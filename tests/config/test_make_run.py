@@ -11,13 +11,24 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import redis
 from rq import Worker
 
-from devtools.processes import BASE_DIR, PrivateRedis, free_port, wait_for
+from devtools.local import STOP_TIMEOUT_SECONDS
+from devtools.processes import (
+    BASE_DIR,
+    CLOCK_TICKS,
+    PrivateRedis,
+    cpu_seconds,
+    free_port,
+    process_descendants,
+    process_stats,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +106,34 @@ def _health(port: int, host: str = "127.0.0.1") -> int | None:
         return None
 
 
+def _stop_timed(process: subprocess.Popen, pids: list[int], *, timeout: float) -> tuple[float, float]:
+    """Wait for `process` to end; its wall time, and that time less what the stopping processes
+    (`pids`) spent ready to run while other processes held every CPU.
+
+    A moment when none of them is ready to run (each waits: on a timer, a child, a socket)
+    counts whole, however busy the machine: waiting is what "at once" rules out. A moment when
+    one of them is, counts as far as a CPU was there for them: idle, or theirs, at most one. On
+    an otherwise idle machine the two times are equal."""
+    started = last = time.monotonic()
+    last_free = _cpu_idle_seconds() + cpu_seconds(pids)
+    not_starved = 0.0
+    while process.poll() is None:
+        if last - started > timeout:
+            raise AssertionError(f"make run did not stop within {timeout}s")
+        time.sleep(0.05)
+        now, free = time.monotonic(), _cpu_idle_seconds() + cpu_seconds(pids)
+        ready = any(fields[0] == "R" for pid, _, fields in process_stats() if pid in pids)
+        not_starved += max(0.0, min(now - last, free - last_free)) if ready else now - last
+        last, last_free = now, free
+    return last - started, not_starved
+
+
+def _cpu_idle_seconds() -> float:
+    """Idle CPU time of the whole machine so far (all its CPUs, /proc/stat's idle and iowait)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
+
+
 def test_it_serves_on_the_port_the_environment_gives_not_the_env_files(make_run):
     assert _health(make_run.port) == 200
     assert _health(make_run.port_in_env_file) is None
@@ -109,18 +148,27 @@ def test_in_development_it_listens_on_this_machine_only(make_run):
 
 
 def test_ctrl_c_stops_web_and_worker_at_once_and_cleanly(make_run):
+    # Each worker past its start: rq registers a worker before it installs its signal handlers,
+    # and only then leaves the "started" state (for idle, or busy with a periodic job).
     wait_for(
-        lambda: len(Worker.all(connection=make_run.redis)) == RQ_WORKERS * RQ_THREADS,
+        lambda: (
+            [worker.get_state() for worker in Worker.all(connection=make_run.redis)].count("started") == 0
+            and len(Worker.all(connection=make_run.redis)) == RQ_WORKERS * RQ_THREADS
+        ),
         message="the RQ workers",
     )
 
-    started = time.monotonic()
+    stopping = [make_run.process.pid, *process_descendants(make_run.process.pid)]
     os.killpg(make_run.process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-    make_run.process.wait(timeout=30)
-    elapsed = time.monotonic() - started
+    elapsed, not_starved = _stop_timed(make_run.process, stopping, timeout=30)
 
     output = make_run.output()
-    assert elapsed < 3, f"stopping took {elapsed:.1f}s:\n{output}"
+    # Over in a second or two: no process waits for a timeout or a stuck worker. Under
+    # pytest-xdist (or anything else busy on the machine) other processes may hold both cores
+    # for part of it: the time the stopping processes were ready to run but had no CPU is not
+    # theirs to answer for. And never as long as make run's own patience before it SIGKILLs.
+    assert not_starved < 3, f"stopping took {not_starved:.1f}s less CPU waits ({elapsed:.1f}s):\n{output}"
+    assert elapsed < STOP_TIMEOUT_SECONDS, f"stopping took {elapsed:.1f}s:\n{output}"
     assert make_run.process.returncode == 0
     for trouble in ("SIGKILL", "cold shut down", "Traceback"):
         assert trouble not in output

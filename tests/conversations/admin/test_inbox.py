@@ -6,6 +6,7 @@ import django_rq
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
@@ -280,8 +281,11 @@ def test_conversation_page_queries_do_not_grow_with_the_transcript(
         *[{"role": "staff", "status": "sent", "text": f"#{n}", "sent_by": moderator} for n in range(50)],
     )
     # Session, user, conversation, permissions (own + group's), the transcript, the knowledge
-    # its replies were given, the comments it started from, content types.
-    with django_assert_max_num_queries(9):
+    # its replies were given, the comments it started from, its handoffs, content types. The
+    # last is cached per process once read: emptied here so the count is the same whatever ran
+    # before in this process (under pytest-xdist, that depends on the scheduler).
+    ContentType.objects.clear_cache()
+    with django_assert_max_num_queries(10):
         response = moderator_client.get(page_url(conversation))
     assert response.content.decode().count("message message-staff") == 50
 
