@@ -7,22 +7,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from encrypted_fields.fields import EncryptedTextField
-
-from conversations.hours import BusinessHoursError, business_hours_parse
-
-
-def business_hours_validate(text: str) -> None:
-    """Business hours as BUSINESS_HOURS writes them (conversations.hours), or a readable error."""
-    try:
-        business_hours_parse(text, time_zone="UTC")
-    except BusinessHoursError as error:
-        raise ValidationError(str(error)) from error
 
 
 class Page(models.Model):
@@ -65,7 +54,6 @@ class Page(models.Model):
     business_hours = models.CharField(
         max_length=500,
         blank=True,
-        validators=[business_hours_validate],
         help_text="When staff answer this Page's conversations, e.g. mon-fri 09:00-17:00; sat 10:00-13:00 "
         "(in TIME_ZONE). Blank: BUSINESS_HOURS.",
     )

@@ -3,6 +3,7 @@
 message, and disconnecting. The work is conversations.services.pages'."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from conversations.hours import BusinessHoursError, business_hours_parse
 from conversations.models import Page
 from conversations.services.pages import (
     PAGE_SETTINGS,
@@ -35,8 +37,20 @@ class PageConnectForm(forms.Form):
     )
 
 
+class PageSettingsForm(forms.ModelForm):
+    def clean_business_hours(self) -> str:
+        """The hours as BUSINESS_HOURS writes them, or the error naming the part that is wrong."""
+        text = self.cleaned_data["business_hours"]
+        try:
+            business_hours_parse(text, time_zone=settings.TIME_ZONE)
+        except BusinessHoursError as error:
+            raise forms.ValidationError(str(error)) from error
+        return text
+
+
 @admin.register(Page)
 class PageAdmin(admin.ModelAdmin):
+    form = PageSettingsForm
     list_display = ["name", "page_id", "instagram", "token_state", "token_checked_at", "connected"]
     list_filter = ["token_state"]
     search_fields = ["name", "=page_id", "instagram_username"]
