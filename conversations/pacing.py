@@ -3,7 +3,7 @@
 Groq answers every call with its budget for the model called (`x-ratelimit-remaining-requests`,
 `-remaining-tokens`, `-reset-requests`, `-reset-tokens`, and `retry-after` on a 429). Each model
 has a hash in Redis with what the last answers said; before a call a worker takes one request
-(and the prompt's estimated tokens) from the first model of its list that has some left. When
+from the first model of its list that has some left and tokens for its prompt. When
 every model is spent, the callers wait for the earliest reset in the order they started
 waiting (a sorted set scored by when each reply's first message arrived), so the oldest
 messages are answered first and nobody calls only to be refused.
@@ -88,7 +88,6 @@ for i = 3, #KEYS do
       redis.call('HSET', KEYS[i], 'probe_until', now + probe_seconds)
     else
       redis.call('HINCRBY', KEYS[i], 'remaining', -1)
-      if b[4] then redis.call('HINCRBYFLOAT', KEYS[i], 'tokens', -tokens) end
     end
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)
@@ -110,7 +109,7 @@ _OBSERVE = """
 local now, ttl, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local told = {}
 for i = 4, #ARGV, 2 do told[ARGV[i]] = tonumber(ARGV[i + 1]) end
-local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset_at', 'rolled', 'tokens', 'tokens_reset_at')
+local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset_at', 'rolled')
 redis.call('HDEL', KEYS[1], 'probe_until')
 if told.refused_for then
   -- Refused: nothing more until Groq says; a budget never known gets a limit of one meanwhile.
@@ -131,9 +130,9 @@ elseif told.remaining and told.reset_in then
   redis.call('HSET', KEYS[1], 'limit', told.limit or b[1] or (told.remaining + 1))
 end
 if told.tokens and told.tokens_reset_in then
-  local tokens, tokens_reset_at = told.tokens, now + told.tokens_reset_in + margin
-  if b[5] and b[6] and now < tonumber(b[6]) then tokens = math.min(tokens, tonumber(b[5])) end
-  redis.call('HSET', KEYS[1], 'tokens', tokens, 'tokens_reset_at', tokens_reset_at)
+  -- Groq's tokens refill continuously (its reset is when the bucket is full again): the latest
+  -- answer says best what is left. A call is held back only when that is less than its prompt.
+  redis.call('HSET', KEYS[1], 'tokens', told.tokens, 'tokens_reset_at', now + told.tokens_reset_in + margin)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 return 1
