@@ -14,9 +14,10 @@ RUN pip install -r requirements.txt
 # .dockerignore keeps .env, var/ (SQLite data), .git and the local virtualenv out of the image.
 COPY . .
 # Static files are collected at build time. var/ (and var/metrics, which settings create on
-# import, as root here) must belong to the user the processes run as.
+# import, as root here, and var/media, a volume in docker compose) must belong to the user the
+# processes run as.
 RUN DEBUG=False python manage.py collectstatic --noinput \
- && useradd --create-home --uid 1000 app && mkdir -p var/metrics && chown -R app var
+ && useradd --create-home --uid 1000 app && mkdir -p var/metrics var/media && chown -R app var
 
 USER app
 EXPOSE 8000

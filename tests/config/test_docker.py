@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from devtools.processes import BASE_DIR
 from tests.processes import process_environment
@@ -88,3 +89,20 @@ def test_the_container_command_names_the_processes_it_knows():
 def procfile_run(name: str, *, env: dict[str, str]) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "config.procfile", name]
     return subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_compose_gives_web_and_worker_one_volume_for_the_files_people_send():
+    # The worker keeps a voice message or photo, the web process serves it to staff.
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    mounts = {
+        name: {
+            volume
+            for volume in compose["services"][name].get("volumes", [])
+            if volume.endswith(":/app/var/media")
+        }
+        for name in ("web", "worker")
+    }
+
+    assert mounts["web"] == mounts["worker"] != set()
+    [volume] = mounts["web"]
+    assert volume.partition(":")[0] in compose["volumes"]
