@@ -10,6 +10,7 @@ import enum
 
 import django_rq
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, ProgrammingError, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -40,6 +41,9 @@ class ServiceCommand(BaseCommand):
                 _CHECKS[need]()
         try:
             return super().execute(*args, **options)
+        except ImproperlyConfigured as error:
+            # Django's own refusals (an empty SECRET_KEY, which the Pages' tokens are encrypted with).
+            raise CommandError(f"Configuration error: {error}") from error
         except _DATABASE_ERRORS as error:
             raise CommandError(f"The database failed: {_reason(error)}.") from error
         except RedisError as error:

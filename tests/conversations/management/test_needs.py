@@ -11,6 +11,7 @@ from django.core.management import execute_from_command_line
 
 from conversations.models import KnowledgeArticle, Message
 from devtools.processes import BASE_DIR, free_port
+from tests.pages import page_connected
 from tests.processes import process_environment
 
 PSID = "2400000000000001"
@@ -142,3 +143,22 @@ def test_send_message_needs_no_redis(graph, settings, capsys, django_capture_on_
     ]
     # The new contact's profile is fetched by the hourly sweep instead.
     assert "WARNING conversations.services.conversations: Profile job not queued (Redis unavailable)" in err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_secret_key_with_pages_connected_is_one_line_too(graph):
+    # Connected Pages' tokens are encrypted with a key derived from SECRET_KEY.
+    page_connected(graph, token="shop-token", page_id="2002", name="Shop Aarhus")
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "send_message", PSID, "Hi", "--page", "2002"],
+        cwd=BASE_DIR,
+        env=process_environment(SECRET_KEY="", FACEBOOK_GRAPH_API_URL=graph.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "CommandError: Configuration error: The SECRET_KEY setting must not be empty.\n"
+    assert graph.calls(kind="message") == []
