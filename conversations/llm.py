@@ -34,7 +34,7 @@ _UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected res
 # Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 498})
 # Groq refuses the model for now (its quota, or 498 at capacity): the next model is asked at once.
-_REFUSED_STATUSES = frozenset({429, 498})
+REFUSED_STATUSES = frozenset({429, 498})
 T = TypeVar("T")
 
 
@@ -211,7 +211,7 @@ def _paced(
         try:
             return call(grant.model)
         except LLMError as error:
-            if error.http_status not in _REFUSED_STATUSES:
+            if error.http_status not in REFUSED_STATUSES:
                 raise
             logger.info("Groq refused %s (HTTP %s): asking the next model", grant.model, error.http_status)
 
@@ -277,7 +277,7 @@ def _chat_create(
         )
         response = raw.parse()
     except groq.APIStatusError as error:
-        refused = error.status_code in _REFUSED_STATUSES
+        refused = error.status_code in REFUSED_STATUSES
         pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
         LLM_CALLS.labels(model=model, outcome="refused" if refused else "failed").inc()
         raise groq_error_typed(error, api_key=client.api_key) from error

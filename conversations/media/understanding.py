@@ -12,14 +12,21 @@ import base64
 import contextlib
 import mimetypes
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import groq
 from django.conf import settings
 
+from conversations import pacing
 from conversations.insights.metrics import MEDIA_CALLS, MEDIA_LATENCY
-from conversations.llm import PermanentLLMError, TransientLLMError, get_groq_client, groq_error_typed
+from conversations.llm import (
+    REFUSED_STATUSES,
+    PermanentLLMError,
+    TransientLLMError,
+    get_groq_client,
+    groq_error_typed,
+)
 from conversations.text import text_storable
 
 # Groq takes a base64 image of at most 4 MB in a request; a larger one goes as its URL.
@@ -48,10 +55,11 @@ def audio_transcribe(*, body: bytes, content_type: str) -> Understanding:
     model = settings.GROQ_TRANSCRIPTION_MODEL
     client = get_groq_client()
     filename = "voice" + _audio_extension(content_type)
-    with _call(kind="audio", client=client) as timing:
-        response = client.audio.transcriptions.create(
+    with _call(kind="audio", client=client, model=model) as timing:
+        raw = client.audio.transcriptions.with_raw_response.create(
             model=model, file=(filename, body), response_format="json"
         )
+        timing.headers, response = raw.headers, raw.parse()
     text = getattr(response, "text", None)
     if not isinstance(text, str):
         raise PermanentLLMError("Groq's response is not a transcription (unexpected response)")
@@ -70,10 +78,11 @@ def image_describe(*, body: bytes, content_type: str, url: str) -> Understanding
         {"type": "text", "text": VISION_INSTRUCTION},
         {"type": "image_url", "image_url": {"url": data_url if len(data_url) <= DATA_URL_MAX_CHARS else url}},
     ]
-    with _call(kind="image", client=client) as timing:
-        response = client.chat.completions.create(
+    with _call(kind="image", client=client, model=model) as timing:
+        raw = client.chat.completions.with_raw_response.create(
             model=model, messages=[{"role": "user", "content": content}]
         )
+        timing.headers, response = raw.headers, raw.parse()
     try:
         text = response.choices[0].message.content
     except (AttributeError, IndexError, TypeError) as error:
@@ -88,15 +97,22 @@ def image_describe(*, body: bytes, content_type: str, url: str) -> Understanding
 @dataclass
 class _Timing:
     latency_ms: int = 0
+    headers: Mapping[str, str] | None = None
 
 
 @contextlib.contextmanager
-def _call(*, kind: str, client: groq.Groq) -> Iterator[_Timing]:
-    """Time one Groq call into /metrics, and turn the SDK's errors into typed LLMErrors."""
+def _call(*, kind: str, client: groq.Groq, model: str) -> Iterator[_Timing]:
+    """Time one Groq call into /metrics, record what its answer says of `model`'s quota
+    (conversations.pacing), and turn the SDK's errors into typed LLMErrors."""
     timing, started, outcome = _Timing(), time.monotonic(), "error"
     try:
         yield timing
         outcome = "ok"
+        pacing.budget_observe(model=model, headers=timing.headers, refused=False)
+    except groq.APIStatusError as error:
+        refused = error.status_code in REFUSED_STATUSES
+        pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
+        raise groq_error_typed(error, api_key=client.api_key) from error
     except groq.GroqError as error:
         raise groq_error_typed(error, api_key=client.api_key) from error
     except ValueError as error:  # e.g. a 2xx body that is not JSON

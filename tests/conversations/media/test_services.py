@@ -3,6 +3,7 @@ into words, and whatever fails, the person is still answered; files go with "for
 time. In-process, against the Graph stand-in (as Meta's CDN) and the Groq stand-in."""
 
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -113,6 +114,22 @@ def test_an_image_is_described_from_its_bytes_by_the_vision_model(cdn, groq, con
     )
     [kept] = message.media.all()
     assert (kept.state, kept.text) == ("understood", image_description(PHOTO))
+
+
+def test_what_groq_says_of_the_vision_models_quota_is_kept_for_every_worker(
+    cdn, groq, conversation, redis_conn
+):
+    # Groq's limits are read from every answer, a description's too (conversations.pacing).
+    vision_model = "meta-llama/llama-4-scout-17b-16e-instruct"
+    groq.quota(requests=1, window_seconds=30, model=vision_model)
+    message = sent_with(conversation, photo(cdn), photo(cdn, body=b"another picture", name="second.jpg"))
+
+    reply_produce(message_id=message.pk, final_attempt=True)
+
+    assert [call["status"] for call in groq.calls(kind="vision")] == [200, 429]
+    budget = redis_conn.hgetall(f"groq:pace:model:{vision_model}")
+    assert budget[b"remaining"] == b"0"
+    assert float(budget[b"reset_at"]) > time.time() + 20  # the window's end, as Groq said
 
 
 def test_an_image_too_large_for_a_data_url_is_given_to_groq_as_its_url(cdn, groq, conversation, monkeypatch):
