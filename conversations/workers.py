@@ -88,7 +88,10 @@ class InProcessWorker(SimpleWorker):
         for thread in threads:
             thread.start()
         try:
-            return super().work(**kwargs)
+            # Scheduling is the supervisor's (SchedulingWorkerPool): rq's own would fork a
+            # scheduler process from this one, whose threads may hold locks the child then waits
+            # on for ever, and due retries would stay where they are.
+            return super().work(**{**kwargs, "with_scheduler": False})
         finally:
             # A warm stop: each finishes the job it holds (the process's signal reached this one).
             for sibling in siblings:
