@@ -34,12 +34,8 @@ _UNEXPECTED_RESPONSE = "Groq's response is not a chat completion (unexpected res
 # Besides 5xx: the statuses the SDK itself would retry, and Groq's 498 (flex tier at capacity).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 498})
 # Groq refuses the model for now (its quota, or 498 at capacity): the next model is asked at once.
-REFUSED_STATUSES = frozenset({429, 498})
+_REFUSED_STATUSES = frozenset({429, 498})
 T = TypeVar("T")
-
-
-def _no_wait(seconds: float) -> None:
-    pass
 
 
 class LLMError(Exception):
@@ -123,7 +119,7 @@ def llm_models() -> list[str]:
 
 
 def llm_complete(
-    *, prompt: str, waiter: str, waiting_since: float, before_wait: Callable[[float], None] = _no_wait
+    *, prompt: str, waiter: str, waiting_since: float, before_wait: Callable[[float], None] | None = None
 ) -> Completion:
     """The answer to `prompt` (the whole sectioned prompt, conversations.prompts) from the first
     of llm_models() with budget left, waiting in turn when all are spent (conversations.pacing).
@@ -173,7 +169,7 @@ def llm_summarise(*, prompt: str, waiter: str) -> str:
         waiter=waiter,
         waiting_since=now,
         deadline=now + settings.HANDOFF_SUMMARY_TIMEOUT_SECONDS,
-        before_wait=_no_wait,
+        before_wait=None,
     )
 
 
@@ -184,7 +180,7 @@ def _paced(
     waiter: str,
     waiting_since: float,
     deadline: float,
-    before_wait: Callable[[float], None],
+    before_wait: Callable[[float], None] | None,
 ) -> T:
     """`call(model)` for the first model with budget; the next one at once when Groq refuses it
     (429, or 498 at capacity), and a wait in turn when every one is spent."""
@@ -205,13 +201,14 @@ def _paced(
                     http_status=429,
                 )
             wait = min(grant.wait_seconds, pacing.WAIT_STEP_SECONDS)
-            before_wait(wait + settings.GROQ_TIMEOUT_SECONDS)
+            if before_wait is not None:
+                before_wait(wait + settings.GROQ_TIMEOUT_SECONDS)
             time.sleep(wait)
             continue
         try:
             return call(grant.model)
         except LLMError as error:
-            if error.http_status not in REFUSED_STATUSES:
+            if error.http_status not in _REFUSED_STATUSES:
                 raise
             logger.info("Groq refused %s (HTTP %s): asking the next model", grant.model, error.http_status)
 
@@ -277,8 +274,7 @@ def _chat_create(
         )
         response = raw.parse()
     except groq.APIStatusError as error:
-        refused = error.status_code in REFUSED_STATUSES
-        pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
+        refused = groq_refusal_recorded(model=model, error=error)
         LLM_CALLS.labels(model=model, outcome="refused" if refused else "failed").inc()
         raise groq_error_typed(error, api_key=client.api_key) from error
     except groq.GroqError as error:
@@ -319,6 +315,14 @@ def _handoff_reason(tool_calls: list[Any]) -> str | None:
 def _token_count(usage: Any, name: str) -> int | None:
     count = getattr(usage, name, None)
     return count if isinstance(count, int) else None
+
+
+def groq_refusal_recorded(*, model: str, error: groq.APIStatusError) -> bool:
+    """Record what Groq's error answer says of `model`'s budget (conversations.pacing); whether
+    Groq refused the model for now (429, or 498 at capacity)."""
+    refused = error.status_code in _REFUSED_STATUSES
+    pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
+    return refused
 
 
 def groq_error_typed(error: groq.GroqError, *, api_key: str) -> LLMError:

@@ -21,11 +21,11 @@ from django.conf import settings
 from conversations import pacing
 from conversations.insights.metrics import MEDIA_CALLS, MEDIA_LATENCY
 from conversations.llm import (
-    REFUSED_STATUSES,
     PermanentLLMError,
     TransientLLMError,
     get_groq_client,
     groq_error_typed,
+    groq_refusal_recorded,
 )
 from conversations.text import text_storable
 
@@ -110,8 +110,7 @@ def _call(*, kind: str, client: groq.Groq, model: str) -> Iterator[_Timing]:
         outcome = "ok"
         pacing.budget_observe(model=model, headers=timing.headers, refused=False)
     except groq.APIStatusError as error:
-        refused = error.status_code in REFUSED_STATUSES
-        pacing.budget_observe(model=model, headers=error.response.headers, refused=refused)
+        groq_refusal_recorded(model=model, error=error)
         raise groq_error_typed(error, api_key=client.api_key) from error
     except groq.GroqError as error:
         raise groq_error_typed(error, api_key=client.api_key) from error

@@ -71,10 +71,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _no_wait(seconds: float) -> None:
-    pass
-
-
 REPLY_JOB = "conversations.jobs.reply_to_message"
 # Fixed texts, never written by the LLM.
 APOLOGY_TEXT = "Sorry, I couldn't answer your message just now. Please try again in a little while."
@@ -281,7 +277,10 @@ class ComposedReply:
 
 
 def reply_compose(
-    *, conversation: Conversation, waiting: list[Message], before_llm_wait: Callable[[float], None] = _no_wait
+    *,
+    conversation: Conversation,
+    waiting: list[Message],
+    before_llm_wait: Callable[[float], None] | None = None,
 ) -> ComposedReply:
     """The answer to `waiting`: the LLM's, given the history and the knowledge that matches them.
 
@@ -456,20 +455,12 @@ def _reply_job_enqueue(
     """Queue (or, with `delay`, schedule) a reply job; its id, or None when Redis is down."""
     sender = sender or _psid(message.conversation)
     queue = queue_default()
+    options = {"job_id": job_id, "retry": _reply_retry(), "job_timeout": llm_job_timeout()}
     try:
         if delay:
-            job = queue.enqueue_in(
-                timedelta(seconds=delay),
-                REPLY_JOB,
-                message.pk,
-                job_id=job_id,
-                retry=_reply_retry(),
-                job_timeout=llm_job_timeout(),
-            )
+            job = queue.enqueue_in(timedelta(seconds=delay), REPLY_JOB, message.pk, **options)
         else:
-            job = queue.enqueue(
-                REPLY_JOB, message.pk, job_id=job_id, retry=_reply_retry(), job_timeout=llm_job_timeout()
-            )
+            job = queue.enqueue(REPLY_JOB, message.pk, **options)
     except RedisError:
         logger.warning(
             "Could not queue reply job (Redis unavailable; the recovery sweep will): sender=%s message=%s",
